@@ -1,0 +1,148 @@
+//! The rate-limit algorithms. Each one is a small pure state machine over
+//! integer microseconds: no clock, no locking, no I/O. Stores own the state and
+//! call these in a fixed order under their atomicity guarantee:
+//! [`Algorithm::refresh`] (bring the state to now), [`Algorithm::consume`]
+//! (when the whole request is admitted) and [`Algorithm::report`].
+
+mod fixed_window;
+mod gcra;
+mod sliding_log;
+mod sliding_window;
+mod token_bucket;
+
+pub(crate) use fixed_window::{FixedWindow, WindowState};
+pub(crate) use gcra::{Gcra, GcraState};
+pub(crate) use sliding_log::{LogState, SlidingLog, SLIDING_LOG_MAX_LIMIT};
+pub(crate) use sliding_window::{SlidingState, SlidingWindow};
+pub(crate) use token_bucket::{BucketState, TokenBucket};
+
+/// The state kept per key. `Empty` is a key never seen (or reclaimed).
+#[derive(Debug, Clone, Default)]
+pub(crate) enum State {
+    #[default]
+    Empty,
+    Window(WindowState),
+    Sliding(SlidingState),
+    Log(Box<LogState>),
+    Bucket(BucketState),
+    Gcra(GcraState),
+}
+
+/// How a limit stands for one key after a decision, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Standing {
+    pub remaining: u64,
+    pub reset_after: u64,
+    pub retry_after: u64,
+}
+
+/// The object-safe face of an algorithm, as the stores use it.
+pub(crate) trait Algorithm: Send + Sync {
+    /// Hits admitted at once (window limit, bucket capacity, GCRA burst).
+    fn capacity(&self) -> u64;
+    /// Window or refill period in microseconds.
+    fn period(&self) -> u64;
+    /// Brings `state` to `now` without changing its meaning (rolls windows,
+    /// drops expired entries, refills). A state of another algorithm (the
+    /// limit was reconfigured) starts afresh. Returns the hits that fit now.
+    fn refresh(&self, state: &mut State, now: u64) -> u64;
+    /// Records `cost` hits at `now` on a refreshed state.
+    fn consume(&self, state: &mut State, now: u64, cost: u64);
+    /// Remaining hits, time to full replenishment, and time until `cost` hits
+    /// (at most the capacity) would fit.
+    fn report(&self, state: &State, now: u64, cost: u64) -> Standing;
+    /// When the state becomes equivalent to `Empty` and can be reclaimed.
+    fn expires_at(&self, state: &State) -> u64;
+}
+
+/// An algorithm written against its own state type; [`Algorithm`] is derived.
+pub(crate) trait TypedAlgorithm: Send + Sync {
+    type State;
+    fn wrap(state: Self::State) -> State;
+    fn unwrap(state: &State) -> Option<&Self::State>;
+    fn unwrap_mut(state: &mut State) -> Option<&mut Self::State>;
+
+    fn capacity(&self) -> u64;
+    fn period(&self) -> u64;
+    fn fresh(&self, now: u64) -> Self::State;
+    fn refresh(&self, state: &mut Self::State, now: u64);
+    fn available(&self, state: &Self::State, now: u64) -> u64;
+    fn consume(&self, state: &mut Self::State, now: u64, cost: u64);
+    fn reset_after(&self, state: &Self::State, now: u64) -> u64;
+    /// Time until `cost` hits fit; called only with `cost <= capacity`.
+    fn retry_after(&self, state: &Self::State, now: u64, cost: u64) -> u64;
+    fn expires_at(&self, state: &Self::State) -> u64;
+}
+
+impl<A: TypedAlgorithm> Algorithm for A {
+    fn capacity(&self) -> u64 {
+        TypedAlgorithm::capacity(self)
+    }
+
+    fn period(&self) -> u64 {
+        TypedAlgorithm::period(self)
+    }
+
+    fn refresh(&self, state: &mut State, now: u64) -> u64 {
+        if A::unwrap(state).is_none() {
+            *state = A::wrap(self.fresh(now));
+        }
+        let typed = A::unwrap_mut(state).expect("state was just made this algorithm's");
+        TypedAlgorithm::refresh(self, typed, now);
+        self.available(typed, now)
+    }
+
+    fn consume(&self, state: &mut State, now: u64, cost: u64) {
+        if let Some(typed) = A::unwrap_mut(state) {
+            TypedAlgorithm::consume(self, typed, now, cost);
+        }
+    }
+
+    fn report(&self, state: &State, now: u64, cost: u64) -> Standing {
+        let fresh;
+        let typed = match A::unwrap(state) {
+            Some(typed) => typed,
+            None => {
+                fresh = self.fresh(now);
+                &fresh
+            }
+        };
+        let remaining = self.available(typed, now);
+        let reset_after = TypedAlgorithm::reset_after(self, typed, now);
+        let retry_after = if cost <= remaining {
+            0
+        } else if cost > TypedAlgorithm::capacity(self) {
+            // Never admissible: hint one full period as a back-off.
+            TypedAlgorithm::period(self)
+        } else {
+            TypedAlgorithm::retry_after(self, typed, now, cost)
+        };
+        Standing {
+            remaining,
+            reset_after,
+            retry_after,
+        }
+    }
+
+    fn expires_at(&self, state: &State) -> u64 {
+        A::unwrap(state).map_or(0, |typed| TypedAlgorithm::expires_at(self, typed))
+    }
+}
+
+/// Start of the epoch-aligned window of length `period` containing `now`.
+fn window_start(now: u64, period: u64) -> u64 {
+    now - now % period
+}
+
+/// `a * b / c` rounded down, without overflow for any u64 inputs.
+fn mul_div_floor(a: u64, b: u64, c: u64) -> u64 {
+    (u128::from(a) * u128::from(b) / u128::from(c)) as u64
+}
+
+/// `a * b / c` rounded up, without overflow for any u64 inputs.
+fn mul_div_ceil(a: u64, b: u64, c: u64) -> u64 {
+    (u128::from(a) * u128::from(b)).div_ceil(u128::from(c)) as u64
+}
+
+#[cfg(test)]
+mod test_support;

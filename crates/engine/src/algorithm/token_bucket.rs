@@ -1,0 +1,166 @@
+//! Token bucket: `capacity` tokens, refilled continuously at `refill` tokens
+//! per `period`; a hit takes `cost` tokens. Allows bursts up to the capacity,
+//! then the refill rate.
+//!
+//! Tokens are kept in exact integer units (one token is `period` units; the
+//! bucket gains `refill` units per microsecond), so no rounding ever drifts.
+//! State per key: 16 bytes (token units, last refill time).
+//! Promise: at most `capacity + refill × t / period` hits in any interval `t`.
+
+use super::{State, TypedAlgorithm};
+
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    pub capacity: u64,
+    pub refill: u64,
+    pub period: u64,
+    pub initial: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BucketState {
+    units: u64,
+    updated: u64,
+}
+
+impl TokenBucket {
+    fn full_units(&self) -> u64 {
+        self.capacity * self.period
+    }
+
+    /// Microseconds until the bucket holds `units` units.
+    fn time_to_reach(&self, state: &BucketState, units: u64) -> u64 {
+        units.saturating_sub(state.units).div_ceil(self.refill)
+    }
+}
+
+impl TypedAlgorithm for TokenBucket {
+    type State = BucketState;
+
+    fn wrap(state: BucketState) -> State {
+        State::Bucket(state)
+    }
+    fn unwrap(state: &State) -> Option<&BucketState> {
+        match state {
+            State::Bucket(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn unwrap_mut(state: &mut State) -> Option<&mut BucketState> {
+        match state {
+            State::Bucket(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        self.capacity
+    }
+    fn period(&self) -> u64 {
+        self.period
+    }
+
+    fn fresh(&self, now: u64) -> BucketState {
+        BucketState {
+            units: self.initial * self.period,
+            updated: now,
+        }
+    }
+
+    fn refresh(&self, state: &mut BucketState, now: u64) {
+        // A clock that steps back refills nothing and never moves `updated` back.
+        if now <= state.updated {
+            return;
+        }
+        let gained = u128::from(now - state.updated) * u128::from(self.refill);
+        let units = (u128::from(state.units) + gained).min(u128::from(self.full_units()));
+        state.units = units as u64;
+        state.updated = now;
+    }
+
+    fn available(&self, state: &BucketState, _now: u64) -> u64 {
+        state.units / self.period
+    }
+
+    fn consume(&self, state: &mut BucketState, _now: u64, cost: u64) {
+        state.units -= cost * self.period;
+    }
+
+    fn reset_after(&self, state: &BucketState, _now: u64) -> u64 {
+        self.time_to_reach(state, self.full_units())
+    }
+
+    fn retry_after(&self, state: &BucketState, _now: u64, cost: u64) -> u64 {
+        self.time_to_reach(state, cost * self.period)
+    }
+
+    fn expires_at(&self, state: &BucketState) -> u64 {
+        state.updated + self.time_to_reach(state, self.full_units())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{Harness, SECOND};
+    use crate::Limit;
+    use std::time::Duration;
+
+    #[test]
+    fn burst_to_capacity_then_steady_refill() {
+        // 2 tokens per second, bursts of 10.
+        let limit = Limit::token_bucket(2, Duration::from_secs(1), 10, 10).unwrap();
+        let mut h = Harness::new(limit, 0);
+        for expected in (0..10).rev() {
+            let d = h.hit(1);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, expected);
+        }
+        let last_reset = h.hit(0).reset_after;
+        assert_eq!(last_reset, 5 * SECOND, "10 tokens at 2/s");
+        let denied = h.hit(1);
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, SECOND / 2);
+        h.advance(SECOND / 2 - 1);
+        assert!(!h.hit(1).allowed);
+        h.advance(1);
+        let refilled = h.hit(1);
+        assert!(refilled.allowed);
+        assert_eq!(refilled.remaining, 0);
+        // Steady state: exactly one hit every 500 ms.
+        for _ in 0..20 {
+            h.advance(SECOND / 2);
+            assert!(h.hit(1).allowed);
+            assert!(!h.hit(1).allowed);
+        }
+    }
+
+    #[test]
+    fn initial_tokens_and_cost() {
+        let limit = Limit::token_bucket(1, Duration::from_secs(1), 10, 3).unwrap();
+        let mut h = Harness::new(limit, 0);
+        assert_eq!(h.hit(0).remaining, 3);
+        let denied = h.hit(5);
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, 2 * SECOND);
+        h.advance(2 * SECOND);
+        let d = h.hit(5);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert_eq!(d.reset_after, 10 * SECOND);
+    }
+
+    #[test]
+    fn refill_never_exceeds_capacity() {
+        let limit = Limit::token_bucket(1, Duration::from_secs(1), 4, 0).unwrap();
+        let mut h = Harness::new(limit, 0);
+        assert!(!h.hit(1).allowed, "starts empty");
+        h.advance(3600 * SECOND);
+        assert_eq!(h.hit(1).remaining, 3);
+    }
+
+    #[test]
+    fn rejects_initial_tokens_above_capacity() {
+        assert!(Limit::token_bucket(1, Duration::from_secs(1), 4, 5).is_err());
+        assert!(Limit::token_bucket(0, Duration::from_secs(1), 4, 4).is_err());
+    }
+}

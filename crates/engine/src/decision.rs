@@ -1,0 +1,123 @@
+//! The decision over all limits that apply to one request, computed on states
+//! the store holds locked: all enforced limits are decided together, and if
+//! any denies, none of them consumes.
+
+use crate::algorithm::State;
+use crate::Limit;
+
+/// One limit to decide for a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    /// The counter's identity (rule, limit, tier and counting key). Checks
+    /// with the same key in one request share one counter, consumed once.
+    pub key: &'a str,
+    /// The limit to apply.
+    pub limit: &'a Limit,
+    /// Hits to consume; 0 checks whether one hit would fit without consuming.
+    pub cost: u64,
+    /// `false` for shadow mode: counted and reported, never denies.
+    pub enforced: bool,
+}
+
+/// How one limit stands after the decision. Times are in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// This limit alone would deny the request.
+    pub over_limit: bool,
+    /// Hits admitted at once (window limit, bucket capacity, GCRA burst).
+    pub limit: u64,
+    /// Hits still available after this decision.
+    pub remaining: u64,
+    /// Time until the limit is fully replenished.
+    pub reset_after: u64,
+    /// Time until a request of the same cost would fit; 0 if it was admitted.
+    pub retry_after: u64,
+}
+
+impl Outcome {
+    /// A check denied because its store had no room for a new counter:
+    /// nothing remaining, and one period as the back-off hint.
+    fn refused(limit: &Limit) -> Self {
+        Self {
+            over_limit: true,
+            limit: limit.capacity(),
+            remaining: 0,
+            reset_after: 0,
+            retry_after: limit.period_micros(),
+        }
+    }
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Every enforced limit admitted the request (true when there are none).
+    pub allowed: bool,
+    /// One outcome per check, in the order given.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Decision {
+    /// Whether a shadow-mode limit would have denied the request.
+    pub fn shadow_denied(&self, checks: &[Check<'_>]) -> bool {
+        checks
+            .iter()
+            .zip(&self.outcomes)
+            .any(|(check, outcome)| !check.enforced && outcome.over_limit)
+    }
+}
+
+/// A check paired with its counter's state, locked by the caller.
+pub(crate) struct Locked<'c, 's> {
+    pub check: &'c Check<'c>,
+    pub state: &'s mut State,
+    /// The store had no room for this counter and denies it outright.
+    pub refused: bool,
+}
+
+/// Decides `entries` at `now`, updating their states. Each entry must hold a
+/// distinct counter. Returns whether the request is allowed and one outcome
+/// per entry.
+pub(crate) fn decide_locked(entries: &mut [Locked<'_, '_>], now: u64) -> (bool, Vec<Outcome>) {
+    let fits: Vec<bool> = entries
+        .iter_mut()
+        .map(|entry| {
+            let needed = entry.check.cost.max(1);
+            let algorithm = entry.check.limit.algorithm();
+            let available = algorithm.refresh(entry.state, now);
+            !entry.refused && needed <= available
+        })
+        .collect();
+    let allowed = entries
+        .iter()
+        .zip(&fits)
+        .all(|(entry, fits)| *fits || !entry.check.enforced);
+
+    let outcomes = entries
+        .iter_mut()
+        .zip(fits)
+        .map(|(entry, fits)| {
+            let Check { limit, cost, .. } = *entry.check;
+            let admitted = allowed && fits;
+            if cost > 0 && (admitted || limit.counts_denied()) {
+                limit.algorithm().consume(entry.state, now, cost);
+            }
+            let standing = limit.algorithm().report(entry.state, now, cost.max(1));
+            if entry.refused {
+                return Outcome::refused(limit);
+            }
+            Outcome {
+                over_limit: !fits,
+                limit: limit.capacity(),
+                remaining: standing.remaining,
+                reset_after: standing.reset_after,
+                retry_after: if admitted && cost > 0 {
+                    0
+                } else {
+                    standing.retry_after
+                },
+            }
+        })
+        .collect();
+    (allowed, outcomes)
+}

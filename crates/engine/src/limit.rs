@@ -1,0 +1,198 @@
+//! What a limit is: an algorithm with its parameters, validated once when the
+//! policy is compiled and then shared by every decision.
+
+use crate::algorithm::{
+    Algorithm, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket, SLIDING_LOG_MAX_LIMIT,
+};
+use std::time::Duration;
+
+/// The algorithms the engine runs, for reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlgorithmKind {
+    /// Counts hits in windows aligned to the Unix epoch.
+    FixedWindow,
+    /// Weighs the previous window's count by its overlap with a sliding window.
+    SlidingWindow,
+    /// Keeps the timestamp of every admitted hit: exact, O(limit) state.
+    SlidingLog,
+    /// A bucket of `capacity` tokens refilled continuously.
+    TokenBucket,
+    /// Generic cell rate algorithm: one theoretical arrival time per key.
+    Gcra,
+}
+
+/// A limit's parameters are not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidLimit(pub String);
+
+/// One validated limit: how many hits per period, by which algorithm.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub(crate) model: Model,
+    count_denied: bool,
+}
+
+/// The algorithm with its precomputed parameters.
+#[derive(Debug, Clone)]
+pub(crate) enum Model {
+    FixedWindow(FixedWindow),
+    SlidingWindow(SlidingWindow),
+    SlidingLog(SlidingLog),
+    TokenBucket(TokenBucket),
+    Gcra(Gcra),
+}
+
+fn period_micros(period: Duration) -> Result<u64, InvalidLimit> {
+    let micros = u64::try_from(period.as_micros()).unwrap_or(u64::MAX);
+    if micros == 0 {
+        return Err(InvalidLimit(
+            "the period must be at least 1 microsecond".into(),
+        ));
+    }
+    // Keep every timestamp plus a period far below 2^53 (exact in Lua doubles).
+    const MAX_PERIOD_MICROS: u64 = 366 * 86_400 * 1_000_000;
+    if micros > MAX_PERIOD_MICROS {
+        return Err(InvalidLimit("the period must be at most 366 days".into()));
+    }
+    Ok(micros)
+}
+
+impl Limit {
+    /// At most `limit` hits per window of `period`, windows aligned to the epoch.
+    pub fn fixed_window(limit: u64, period: Duration) -> Result<Self, InvalidLimit> {
+        let period = period_micros(period)?;
+        Ok(Self::new(Model::FixedWindow(FixedWindow { limit, period })))
+    }
+
+    /// At most `limit` hits per sliding `period`, estimated from two fixed
+    /// windows (O(1) state).
+    pub fn sliding_window(limit: u64, period: Duration) -> Result<Self, InvalidLimit> {
+        let period = period_micros(period)?;
+        Ok(Self::new(Model::SlidingWindow(SlidingWindow {
+            limit,
+            period,
+        })))
+    }
+
+    /// Exactly at most `limit` hits in any `period` (O(limit) state; limits up
+    /// to 10,000).
+    pub fn sliding_log(limit: u64, period: Duration) -> Result<Self, InvalidLimit> {
+        let period = period_micros(period)?;
+        if limit > SLIDING_LOG_MAX_LIMIT {
+            return Err(InvalidLimit(format!(
+                "sliding_log keeps one entry per hit and allows limits up to {SLIDING_LOG_MAX_LIMIT}, got {limit}"
+            )));
+        }
+        Ok(Self::new(Model::SlidingLog(SlidingLog { limit, period })))
+    }
+
+    /// A bucket of `capacity` tokens that refills `refill` tokens per `period`
+    /// and starts with `initial` tokens.
+    pub fn token_bucket(
+        refill: u64,
+        period: Duration,
+        capacity: u64,
+        initial: u64,
+    ) -> Result<Self, InvalidLimit> {
+        let period = period_micros(period)?;
+        if refill == 0 {
+            return Err(InvalidLimit(
+                "a token bucket needs a refill rate of at least 1 per period".into(),
+            ));
+        }
+        if initial > capacity {
+            return Err(InvalidLimit(format!(
+                "initial tokens ({initial}) exceed the capacity ({capacity})"
+            )));
+        }
+        if capacity.checked_mul(period).is_none() {
+            return Err(InvalidLimit(format!(
+                "capacity {capacity} times a period of {period} µs is too large"
+            )));
+        }
+        Ok(Self::new(Model::TokenBucket(TokenBucket {
+            capacity,
+            refill,
+            period,
+            initial,
+        })))
+    }
+
+    /// GCRA: `rate` hits per `period` spaced evenly, with up to `burst` at once.
+    pub fn gcra(rate: u64, period: Duration, burst: u64) -> Result<Self, InvalidLimit> {
+        let period = period_micros(period)?;
+        if rate == 0 {
+            return Err(InvalidLimit(
+                "GCRA needs a rate of at least 1 per period".into(),
+            ));
+        }
+        // Rounded up: the spacing is never shorter than promised.
+        let emission_interval = period.div_ceil(rate);
+        if burst.checked_mul(emission_interval).is_none() {
+            return Err(InvalidLimit(format!("burst {burst} is too large")));
+        }
+        Ok(Self::new(Model::Gcra(Gcra {
+            burst,
+            emission_interval,
+            period,
+        })))
+    }
+
+    fn new(model: Model) -> Self {
+        Self {
+            model,
+            count_denied: false,
+        }
+    }
+
+    /// Denied hits are counted too (fixed and sliding window only: counting
+    /// denials into a bucket or a log would grow them without bound).
+    pub fn counting_denied(mut self) -> Result<Self, InvalidLimit> {
+        match self.model {
+            Model::FixedWindow(_) | Model::SlidingWindow(_) => {
+                self.count_denied = true;
+                Ok(self)
+            }
+            _ => Err(InvalidLimit(
+                "count_denied applies to fixed_window and sliding_window only".into(),
+            )),
+        }
+    }
+
+    /// Whether denied hits are counted.
+    pub fn counts_denied(&self) -> bool {
+        self.count_denied
+    }
+
+    /// Which algorithm this limit runs.
+    pub fn kind(&self) -> AlgorithmKind {
+        match self.model {
+            Model::FixedWindow(_) => AlgorithmKind::FixedWindow,
+            Model::SlidingWindow(_) => AlgorithmKind::SlidingWindow,
+            Model::SlidingLog(_) => AlgorithmKind::SlidingLog,
+            Model::TokenBucket(_) => AlgorithmKind::TokenBucket,
+            Model::Gcra(_) => AlgorithmKind::Gcra,
+        }
+    }
+
+    /// Hits admitted at once: the window limit, bucket capacity or GCRA burst.
+    pub fn capacity(&self) -> u64 {
+        self.algorithm().capacity()
+    }
+
+    /// The window or refill period in microseconds.
+    pub fn period_micros(&self) -> u64 {
+        self.algorithm().period()
+    }
+
+    pub(crate) fn algorithm(&self) -> &dyn Algorithm {
+        match &self.model {
+            Model::FixedWindow(a) => a,
+            Model::SlidingWindow(a) => a,
+            Model::SlidingLog(a) => a,
+            Model::TokenBucket(a) => a,
+            Model::Gcra(a) => a,
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The in-process store: counters in a sharded concurrent map (`dashmap`),
+//! each behind its own mutex. A request locks the counters it needs in one
+//! global order (so concurrent multi-limit requests cannot deadlock), decides,
+//! and releases them.
+//!
+//! Keys are stored as 128-bit xxh3 hashes under a per-process random seed:
+//! 16 bytes instead of the key string, and collisions cannot be provoked from
+//! outside. The store is bounded by `max_keys`; expired counters are reclaimed
+//! by [`MemoryStore::sweep`], which [`MemoryStore::spawn_sweeper`] runs in the
+//! background.
+
+use super::{Store, StoreError};
+use crate::algorithm::State;
+use crate::clock::Clock;
+use crate::decision::{decide_locked, Check, Decision, Locked, Outcome};
+use async_trait::async_trait;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+/// What happens to a hit on a new key when the store holds `max_keys` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// The check is over the limit (fail closed); counted in `full_denied`.
+    #[default]
+    Deny,
+    /// The check is decided as if its counter were new and is not remembered
+    /// (fail open); counted in `full_untracked`.
+    Allow,
+}
+
+/// Sizing of the in-process store.
+#[derive(Debug, Clone)]
+pub struct MemoryStoreOptions {
+    /// The backend's name in errors and health.
+    pub name: String,
+    /// The most counters held at once.
+    pub max_keys: usize,
+    /// What a hit on a new key gets when the store is full.
+    pub when_full: WhenFull,
+}
+
+impl Default for MemoryStoreOptions {
+    fn default() -> Self {
+        Self {
+            name: "memory".into(),
+            max_keys: 1_000_000,
+            when_full: WhenFull::Deny,
+        }
+    }
+}
+
+/// Counters of the store's activity since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStoreStats {
+    /// Counters held now.
+    pub keys: usize,
+    /// Counters created.
+    pub created: u64,
+    /// Expired counters reclaimed.
+    pub reclaimed: u64,
+    /// Checks denied because the store was full (`WhenFull::Deny`).
+    pub full_denied: u64,
+    /// Checks decided untracked because the store was full (`WhenFull::Allow`).
+    pub full_untracked: u64,
+}
+
+/// The in-process store.
+pub struct MemoryStore {
+    counters: DashMap<u128, Arc<Counter>, PrehashedKey>,
+    keys: AtomicUsize,
+    seed: u64,
+    options: MemoryStoreOptions,
+    created: AtomicU64,
+    reclaimed: AtomicU64,
+    full_denied: AtomicU64,
+    full_untracked: AtomicU64,
+}
+
+#[derive(Default)]
+struct Counter {
+    cell: Mutex<Cell>,
+}
+
+#[derive(Default)]
+struct Cell {
+    state: State,
+    expires_at: u64,
+    /// Set by the sweeper when it drops the counter from the map; a request
+    /// that finds it set looks the key up again.
+    removed: bool,
+}
+
+/// A check's hashed key and the position of the check in the request.
+#[derive(Clone, Copy)]
+struct Slot {
+    hash: u128,
+    index: usize,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(options: MemoryStoreOptions) -> Self {
+        Self {
+            counters: DashMap::with_hasher(PrehashedKey),
+            keys: AtomicUsize::new(0),
+            seed: RandomState::new().hash_one(0u8),
+            options,
+            created: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
+            full_denied: AtomicU64::new(0),
+            full_untracked: AtomicU64::new(0),
+        }
+    }
+
+    /// What the store has done so far.
+    pub fn stats(&self) -> MemoryStoreStats {
+        MemoryStoreStats {
+            keys: self.keys.load(Ordering::Relaxed),
+            created: self.created.load(Ordering::Relaxed),
+            reclaimed: self.reclaimed.load(Ordering::Relaxed),
+            full_denied: self.full_denied.load(Ordering::Relaxed),
+            full_untracked: self.full_untracked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Decides `checks` at `now` (see [`Store::decide`]).
+    pub fn decide_at(&self, checks: &[Check<'_>], now: u64) -> Decision {
+        let mut slots: Vec<Slot> = checks
+            .iter()
+            .enumerate()
+            .map(|(index, check)| Slot {
+                hash: xxhash_rust::xxh3::xxh3_128_with_seed(check.key.as_bytes(), self.seed),
+                index,
+            })
+            .collect();
+        // One global lock order, by key hash; a duplicate key follows its
+        // first occurrence.
+        slots.sort_unstable_by_key(|slot| (slot.hash, slot.index));
+        let mut distinct = slots.clone();
+        distinct.dedup_by_key(|slot| slot.hash);
+
+        let outcomes = loop {
+            let counters: Vec<Option<Arc<Counter>>> = distinct
+                .iter()
+                .map(|slot| self.counter(slot.hash))
+                .collect();
+            let mut cells: Vec<Option<MutexGuard<'_, Cell>>> = counters
+                .iter()
+                .map(|counter| counter.as_ref().map(|counter| lock(&counter.cell)))
+                .collect();
+            if cells.iter().flatten().any(|cell| cell.removed) {
+                continue; // The sweeper dropped one meanwhile: look up again.
+            }
+            break self.decide_cells(checks, &distinct, &mut cells, now);
+        };
+        let allowed = outcomes.0;
+        let mut by_check = vec![None; checks.len()];
+        let mut outcome_of_first = outcomes.1.into_iter();
+        let mut current = None;
+        for slot in &slots {
+            if current.map(|(hash, _)| hash) != Some(slot.hash) {
+                current = outcome_of_first.next().map(|outcome| (slot.hash, outcome));
+            }
+            by_check[slot.index] = current.map(|(_, outcome)| outcome);
+        }
+        Decision {
+            allowed,
+            outcomes: by_check.into_iter().flatten().collect(),
+        }
+    }
+
+    /// Decides on locked cells; a missing cell is a counter the store had no
+    /// room for.
+    fn decide_cells(
+        &self,
+        checks: &[Check<'_>],
+        distinct: &[Slot],
+        cells: &mut [Option<MutexGuard<'_, Cell>>],
+        now: u64,
+    ) -> (bool, Vec<Outcome>) {
+        let refuse = self.options.when_full == WhenFull::Deny;
+        let mut untracked: Vec<State> = cells
+            .iter()
+            .filter(|cell| cell.is_none())
+            .map(|_| State::Empty)
+            .collect();
+        let mut spare = untracked.iter_mut();
+        let mut entries: Vec<Locked<'_, '_>> = distinct
+            .iter()
+            .zip(cells.iter_mut())
+            .map(|(slot, cell)| {
+                let check = &checks[slot.index];
+                match cell {
+                    Some(cell) => Locked {
+                        check,
+                        state: &mut cell.state,
+                        refused: false,
+                    },
+                    None => {
+                        let counter = if refuse {
+                            &self.full_denied
+                        } else {
+                            &self.full_untracked
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        Locked {
+                            check,
+                            state: spare.next().expect("one spare state per missing cell"),
+                            refused: refuse,
+                        }
+                    }
+                }
+            })
+            .collect();
+        let decided = decide_locked(&mut entries, now);
+        drop(entries);
+        for (slot, cell) in distinct.iter().zip(cells.iter_mut()) {
+            if let Some(cell) = cell {
+                let algorithm = checks[slot.index].limit.algorithm();
+                cell.expires_at = algorithm.expires_at(&cell.state);
+            }
+        }
+        decided
+    }
+
+    /// The counter for `hash`, created if new and there is room.
+    fn counter(&self, hash: u128) -> Option<Arc<Counter>> {
+        if let Some(counter) = self.counters.get(&hash) {
+            return Some(Arc::clone(counter.value()));
+        }
+        match self.counters.entry(hash) {
+            Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
+            Entry::Vacant(entry) => {
+                if self.keys.fetch_add(1, Ordering::Relaxed) >= self.options.max_keys {
+                    self.keys.fetch_sub(1, Ordering::Relaxed);
+                    return None;
+                }
+                self.created.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::clone(entry.insert(Arc::default()).value()))
+            }
+        }
+    }
+
+    /// Drops every counter whose state has expired at `now`; returns how many.
+    /// Counters locked by a request at that moment are left for next time.
+    pub fn sweep(&self, now: u64) -> usize {
+        let mut dropped = 0;
+        self.counters.retain(|_, counter| {
+            let mut cell = match counter.cell.try_lock() {
+                Ok(cell) => cell,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return true,
+            };
+            if cell.expires_at > now {
+                return true;
+            }
+            cell.removed = true;
+            dropped += 1;
+            false
+        });
+        self.keys.fetch_sub(dropped, Ordering::Relaxed);
+        self.reclaimed.fetch_add(dropped as u64, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Runs [`MemoryStore::sweep`] every `every` on the current tokio runtime
+    /// until the store is dropped.
+    pub fn spawn_sweeper(
+        self: &Arc<Self>,
+        clock: Arc<dyn Clock>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(store) = store.upgrade() else { return };
+                let dropped = store.sweep(clock.now_micros());
+                tracing::debug!(dropped, keys = store.stats().keys, "swept expired counters");
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn name(&self) -> &str {
+        &self.options.name
+    }
+
+    async fn decide(&self, checks: &[Check<'_>], now: u64) -> Result<Decision, StoreError> {
+        Ok(self.decide_at(checks, now))
+    }
+}
+
+/// Locks a cell, recovering it if a panic elsewhere poisoned the mutex (the
+/// state is always left consistent between statements).
+fn lock(cell: &Mutex<Cell>) -> MutexGuard<'_, Cell> {
+    cell.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The map's keys are already uniform 128-bit hashes: fold them, hash nothing.
+#[derive(Clone, Copy, Default)]
+struct PrehashedKey;
+
+impl BuildHasher for PrehashedKey {
+    type Hasher = Prehashed;
+    fn build_hasher(&self) -> Prehashed {
+        Prehashed(0)
+    }
+}
+
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.0 = (key as u64) ^ ((key >> 64) as u64);
+    }
+}

@@ -1,0 +1,34 @@
+//! Where counters live. A [`Store`] decides all the checks of one request
+//! atomically: it holds every counter involved while deciding, so concurrent
+//! requests never see a half-applied decision.
+
+mod memory;
+
+pub use memory::{MemoryStore, MemoryStoreOptions, MemoryStoreStats, WhenFull};
+
+use crate::decision::{Check, Decision};
+use async_trait::async_trait;
+
+/// A store could not decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend {backend}: {message}")]
+pub struct StoreError {
+    /// The backend's configured name.
+    pub backend: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A place counters live, deciding requests atomically.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The backend's name, for errors, health and metrics.
+    fn name(&self) -> &str;
+
+    /// Decides `checks` at `now` (microseconds since the epoch): enforced
+    /// checks all consume `cost` if every one of them fits, and none consumes
+    /// otherwise (except limits that count denied hits); shadow checks consume
+    /// when the request is admitted and they fit on their own. Checks with the
+    /// same key share one counter and the first one's outcome.
+    async fn decide(&self, checks: &[Check<'_>], now: u64) -> Result<Decision, StoreError>;
+}
