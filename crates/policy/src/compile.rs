@@ -1,0 +1,546 @@
+//! Validation and compilation of a [`Document`] into a [`Policy`]. Every
+//! problem is collected (not just the first) and names its path and value.
+
+use crate::condition::Condition;
+use crate::document::{
+    Algorithm, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc, WhenFullDoc,
+};
+use crate::error::{ConfigErrors, Errors};
+use crate::key::{IpMasks, KeyPart, KeySource};
+use crate::pattern::Pattern;
+use crate::policy::{
+    LimitId, LimitSet, LimitSpec, Policy, RequestCaps, Rule, Settings, StoreSettings, Tier,
+};
+use crate::rate::{parse_duration, parse_rate};
+use ipnet::IpNet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+/// The largest limit a sliding log accepts (it keeps one entry per hit).
+pub const SLIDING_LOG_MAX_LIMIT: u64 = 10_000;
+
+/// Validates `document` (read from `file`) and compiles it.
+pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> {
+    let mut compiler = Compiler {
+        errors: Errors::new(file),
+        limits: Vec::new(),
+        group_limits: HashMap::new(),
+        default_algorithm: document.settings.default_algorithm,
+    };
+    let settings = compiler.settings(document);
+    let store = compiler.store(document);
+    let skip = document
+        .skip
+        .iter()
+        .enumerate()
+        .map(|(i, condition)| compiler.condition(&format!("skip[{i}]"), condition))
+        .collect();
+    let mut names = HashSet::new();
+    let mut rules = Vec::new();
+    for (index, rule) in document.rules.iter().enumerate() {
+        let path = format!("rules[{index}]");
+        if !rule.name.is_empty() && !names.insert(rule.name.as_str()) {
+            compiler.errors.push(
+                format!("{path}.name"),
+                Some(&rule.name),
+                "another rule has this name",
+            );
+        }
+        rules.push(compiler.rule(&path, rule));
+    }
+    let mut by_domain: HashMap<String, Vec<usize>> = HashMap::new();
+    let any_domain: Vec<usize> = (0..rules.len())
+        .filter(|&i| document.rules[i].domain.is_none())
+        .collect();
+    for (index, rule) in document.rules.iter().enumerate() {
+        if let Some(domain) = &rule.domain {
+            by_domain.entry(domain.clone()).or_default().push(index);
+        }
+    }
+    for indices in by_domain.values_mut() {
+        indices.extend(&any_domain);
+        indices.sort_unstable();
+    }
+    let Compiler { errors, limits, .. } = compiler;
+    errors.finish(Policy {
+        settings,
+        store,
+        skip,
+        rules,
+        by_domain,
+        any_domain,
+        limits,
+    })
+}
+
+struct Compiler {
+    errors: Errors,
+    limits: Vec<LimitSpec>,
+    /// `(group, tier, limit name)` → the first declaration, to keep shared
+    /// counters consistent.
+    group_limits: HashMap<(String, String, String), LimitId>,
+    default_algorithm: Algorithm,
+}
+
+impl Compiler {
+    fn settings(&mut self, document: &Document) -> Settings {
+        let s = &document.settings;
+        if s.ipv4_prefix > 32 {
+            let value = s.ipv4_prefix.to_string();
+            self.errors.push(
+                "settings.ipv4_prefix",
+                Some(&value),
+                "an IPv4 prefix length is at most 32",
+            );
+        }
+        if s.ipv6_prefix > 128 {
+            let value = s.ipv6_prefix.to_string();
+            self.errors.push(
+                "settings.ipv6_prefix",
+                Some(&value),
+                "an IPv6 prefix length is at most 128",
+            );
+        }
+        let caps = &s.request;
+        for (name, value) in [
+            ("max_descriptors", caps.max_descriptors as u64),
+            ("max_value_bytes", caps.max_value_bytes as u64),
+            ("max_headers", caps.max_headers as u64),
+            ("max_cost", caps.max_cost),
+        ] {
+            if value == 0 {
+                self.errors.push(
+                    format!("settings.request.{name}"),
+                    Some("0"),
+                    "must be at least 1",
+                );
+            }
+        }
+        Settings {
+            shadow_mode: s.shadow_mode,
+            deny_unmatched: s.on_no_match == NoMatchDoc::Deny,
+            ip_masks: IpMasks {
+                v4: s.ipv4_prefix,
+                v6: s.ipv6_prefix,
+            },
+            caps: RequestCaps {
+                max_descriptors: caps.max_descriptors,
+                max_value_bytes: caps.max_value_bytes,
+                max_headers: caps.max_headers,
+                max_cost: caps.max_cost,
+            },
+        }
+    }
+
+    fn store(&mut self, document: &Document) -> StoreSettings {
+        let store = &document.store;
+        if store.max_keys == 0 {
+            self.errors
+                .push("store.max_keys", Some("0"), "must be at least 1");
+        }
+        let sweep_interval = self
+            .errors
+            .check(
+                "store.sweep_interval",
+                &store.sweep_interval,
+                parse_duration(&store.sweep_interval),
+            )
+            .unwrap_or_default();
+        StoreSettings {
+            max_keys: store.max_keys,
+            deny_when_full: store.when_full == WhenFullDoc::Deny,
+            sweep_interval,
+        }
+    }
+
+    fn rule(&mut self, path: &str, doc: &RuleDoc) -> Rule {
+        if doc.name.trim().is_empty() {
+            self.errors
+                .push(format!("{path}.name"), Some(&doc.name), "a rule needs a name");
+        }
+        if doc.domain.as_deref() == Some("") {
+            self.errors.push(
+                format!("{path}.domain"),
+                Some(""),
+                "the domain must not be empty (omit it to match every domain)",
+            );
+        }
+        let matches = self.condition(&format!("{path}.match"), &doc.matches);
+        let skip_if = doc
+            .skip_if
+            .as_ref()
+            .map(|condition| self.condition(&format!("{path}.skip_if"), condition));
+        let key = match &doc.key {
+            Some(parts) => self.key(&format!("{path}.key"), parts),
+            None => matches
+                .descriptor_keys()
+                .map(|key| KeyPart(vec![KeySource::Descriptor(key.to_string())]))
+                .collect(),
+        };
+        let (namespace, group) = match &doc.group {
+            Some(group) if group.is_empty() => {
+                self.errors
+                    .push(format!("{path}.group"), Some(""), "a group needs a name");
+                (String::new(), None)
+            }
+            Some(group) => (format!("group:{group}"), Some(group.as_str())),
+            None => (format!("rule:{}", doc.name), None),
+        };
+        let limits = self.limit_set(
+            path,
+            LimitSource {
+                rate: doc.rate.as_deref(),
+                limits: &doc.limits,
+                unlimited: doc.unlimited,
+            },
+            group,
+            "",
+        );
+        let mut tier_names = HashSet::new();
+        let tiers = doc
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, tier)| {
+                let tier_path = format!("{path}.tiers[{i}]");
+                if tier.name.is_empty() {
+                    self.errors
+                        .push(format!("{tier_path}.name"), Some(""), "a tier needs a name");
+                } else if !tier_names.insert(tier.name.as_str()) {
+                    self.errors.push(
+                        format!("{tier_path}.name"),
+                        Some(&tier.name),
+                        "another tier of this rule has this name",
+                    );
+                }
+                Tier {
+                    name: tier.name.clone(),
+                    when: self.condition(&format!("{tier_path}.when"), &tier.when),
+                    limits: self.limit_set(
+                        &tier_path,
+                        LimitSource {
+                            rate: tier.rate.as_deref(),
+                            limits: &tier.limits,
+                            unlimited: tier.unlimited,
+                        },
+                        group,
+                        &tier.name,
+                    ),
+                }
+            })
+            .collect();
+        Rule {
+            name: doc.name.clone(),
+            shadow: doc.shadow,
+            family: matches.family(),
+            specificity: matches.specificity(),
+            matches,
+            skip_if,
+            key,
+            limits,
+            tiers,
+            namespace,
+        }
+    }
+
+    fn limit_set(
+        &mut self,
+        path: &str,
+        source: LimitSource<'_>,
+        group: Option<&str>,
+        tier: &str,
+    ) -> LimitSet {
+        let given = [
+            source.rate.is_some(),
+            !source.limits.is_empty(),
+            source.unlimited,
+        ]
+        .iter()
+        .filter(|given| **given)
+        .count();
+        if given != 1 {
+            self.errors.push(
+                path,
+                None,
+                "give exactly one of `rate`, `limits` or `unlimited: true`",
+            );
+            return LimitSet::Unlimited;
+        }
+        if source.unlimited {
+            return LimitSet::Unlimited;
+        }
+        if let Some(rate) = source.rate {
+            let shorthand = LimitDoc {
+                rate: rate.to_string(),
+                ..LimitDoc::default()
+            };
+            let id = self.limit(&format!("{path}.rate"), &shorthand, "default", group, tier);
+            return LimitSet::Limits(id.into_iter().collect());
+        }
+        let mut names = HashSet::new();
+        let ids = source
+            .limits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, limit)| {
+                let limit_path = format!("{path}.limits[{i}]");
+                let name = match &limit.name {
+                    Some(name) if !name.is_empty() => name.clone(),
+                    Some(_) => {
+                        self.errors
+                            .push(format!("{limit_path}.name"), Some(""), "a limit name must not be empty");
+                        return None;
+                    }
+                    None if source.limits.len() == 1 => "default".to_string(),
+                    None => {
+                        self.errors.push(
+                            format!("{limit_path}.name"),
+                            None,
+                            "name each limit of a rule with several limits",
+                        );
+                        return None;
+                    }
+                };
+                if !names.insert(name.clone()) {
+                    self.errors.push(
+                        format!("{limit_path}.name"),
+                        Some(&name),
+                        "another limit of this rule has this name",
+                    );
+                }
+                self.limit(&limit_path, limit, &name, group, tier)
+            })
+            .collect();
+        LimitSet::Limits(ids)
+    }
+
+    fn limit(
+        &mut self,
+        path: &str,
+        doc: &LimitDoc,
+        name: &str,
+        group: Option<&str>,
+        tier: &str,
+    ) -> Option<LimitId> {
+        // A `rate:` shorthand's path is the rate itself.
+        let shorthand = path.ends_with(".rate");
+        let rate_path = if shorthand {
+            path.to_string()
+        } else {
+            format!("{path}.rate")
+        };
+        let rate = self.errors.check(&rate_path, &doc.rate, parse_rate(&doc.rate))?;
+        let algorithm = doc.algorithm.unwrap_or(self.default_algorithm);
+        let field = |name: &str| format!("{path}.{name}");
+        let burst = doc.burst.unwrap_or(rate.count);
+        let initial_tokens = doc.initial_tokens.unwrap_or(burst);
+        let mut valid = true;
+        if doc.burst.is_some() && !matches!(algorithm, Algorithm::TokenBucket | Algorithm::Gcra) {
+            self.errors.push(
+                field("burst"),
+                Some(&burst.to_string()),
+                "burst applies to token_bucket and gcra only",
+            );
+            valid = false;
+        }
+        if doc.burst == Some(0) && rate.count > 0 {
+            self.errors.push(
+                field("burst"),
+                Some("0"),
+                "a burst of 0 admits nothing: use a rate of 0 to block",
+            );
+            valid = false;
+        }
+        if doc.initial_tokens.is_some() && algorithm != Algorithm::TokenBucket {
+            self.errors.push(
+                field("initial_tokens"),
+                Some(&initial_tokens.to_string()),
+                "initial_tokens applies to token_bucket only",
+            );
+            valid = false;
+        } else if initial_tokens > burst {
+            self.errors.push(
+                field("initial_tokens"),
+                Some(&initial_tokens.to_string()),
+                format!("initial_tokens exceed the bucket's capacity ({burst})"),
+            );
+            valid = false;
+        }
+        if doc.count_denied
+            && !matches!(algorithm, Algorithm::FixedWindow | Algorithm::SlidingWindow)
+        {
+            self.errors.push(
+                field("count_denied"),
+                Some("true"),
+                "count_denied applies to fixed_window and sliding_window only",
+            );
+            valid = false;
+        }
+        if algorithm == Algorithm::SlidingLog && rate.count > SLIDING_LOG_MAX_LIMIT {
+            self.errors.push(
+                rate_path.clone(),
+                Some(&doc.rate),
+                format!(
+                    "sliding_log keeps one entry per hit: use it for limits up to {SLIDING_LOG_MAX_LIMIT}, or sliding_window"
+                ),
+            );
+            valid = false;
+        }
+        if !valid {
+            return None;
+        }
+        let spec = LimitSpec {
+            id: self.limits.len(),
+            name: name.to_string(),
+            rate,
+            algorithm,
+            burst,
+            initial_tokens,
+            count_denied: doc.count_denied,
+            path: path.to_string(),
+        };
+        if let Some(group) = group {
+            let shared = (group.to_string(), tier.to_string(), name.to_string());
+            if let Some(&first) = self.group_limits.get(&shared) {
+                let first = &self.limits[first];
+                if (first.rate, first.algorithm, first.burst, first.initial_tokens, first.count_denied)
+                    != (spec.rate, spec.algorithm, spec.burst, spec.initial_tokens, spec.count_denied)
+                {
+                    let message = format!(
+                        "group `{group}` shares limit `{name}` with {}, which declares it differently",
+                        first.path
+                    );
+                    self.errors.push(spec.path.clone(), Some(&doc.rate), message);
+                    return None;
+                }
+            } else {
+                self.group_limits.insert(shared, spec.id);
+            }
+        }
+        self.limits.push(spec);
+        Some(self.limits.len() - 1)
+    }
+
+    fn key(&mut self, path: &str, parts: &[String]) -> Vec<KeyPart> {
+        parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, part)| {
+                let sources: Result<Vec<KeySource>, String> =
+                    part.split('|').map(KeySource::parse).collect();
+                self.errors
+                    .check(&format!("{path}[{i}]"), part, sources)
+                    .map(KeyPart)
+            })
+            .collect()
+    }
+
+    fn condition(&mut self, path: &str, doc: &ConditionDoc) -> Condition {
+        let mut descriptors = Vec::new();
+        for (i, entry) in doc.descriptors.iter().enumerate() {
+            let entry_path = format!("{path}.descriptors[{i}]");
+            if entry.key.is_empty() {
+                self.errors.push(
+                    format!("{entry_path}.key"),
+                    Some(""),
+                    "a descriptor key must not be empty",
+                );
+                continue;
+            }
+            let pattern = match (&entry.value, &entry.regex) {
+                (Some(_), Some(_)) => {
+                    self.errors.push(
+                        entry_path,
+                        None,
+                        "give `value` or `regex`, not both",
+                    );
+                    continue;
+                }
+                (Some(value), None) => Pattern::from_glob(value),
+                (None, Some(regex)) => {
+                    let Some(pattern) = self.errors.check(
+                        &format!("{entry_path}.regex"),
+                        regex,
+                        Pattern::regex(regex),
+                    ) else {
+                        continue;
+                    };
+                    pattern
+                }
+                (None, None) => Pattern::Any,
+            };
+            if descriptors.iter().any(|(key, _)| key == &entry.key) {
+                self.errors.push(
+                    format!("{entry_path}.key"),
+                    Some(&entry.key),
+                    "this key is already matched in this condition",
+                );
+                continue;
+            }
+            descriptors.push((entry.key.clone(), pattern));
+        }
+        descriptors.sort_by(|a, b| a.0.cmp(&b.0));
+        let path_pattern = match (&doc.path, &doc.path_prefix) {
+            (Some(_), Some(_)) => {
+                self.errors
+                    .push(path, None, "give `path` or `path_prefix`, not both");
+                None
+            }
+            (Some(exact_or_glob), None) => Some(Pattern::from_glob(exact_or_glob)),
+            (None, Some(prefix)) => Some(Pattern::Wildcard(format!("{prefix}*"))),
+            (None, None) => None,
+        };
+        let methods = doc
+            .methods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, method)| {
+                let valid = !method.is_empty() && method.chars().all(|c| c.is_ascii_alphabetic());
+                self.errors
+                    .check(
+                        &format!("{path}.methods[{i}]"),
+                        method,
+                        if valid { Ok(()) } else { Err("not an HTTP method".into()) },
+                    )
+                    .map(|()| method.to_ascii_uppercase())
+            })
+            .collect();
+        let headers = doc
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), Pattern::from_glob(value)))
+            .collect();
+        let client_ip = doc
+            .client_ip
+            .iter()
+            .enumerate()
+            .filter_map(|(i, network)| {
+                self.errors
+                    .check(&format!("{path}.client_ip[{i}]"), network, parse_network(network))
+            })
+            .collect();
+        Condition {
+            descriptors,
+            path: path_pattern,
+            methods,
+            headers,
+            client_ip,
+            users: doc.users.clone(),
+            api_keys: doc.api_keys.clone(),
+        }
+    }
+}
+
+/// Where a rule or tier declares its limits.
+struct LimitSource<'d> {
+    rate: Option<&'d str>,
+    limits: &'d [LimitDoc],
+    unlimited: bool,
+}
+
+/// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address.
+fn parse_network(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| "not an IP address or CIDR network".to_string())
+}

@@ -1,0 +1,277 @@
+//! The configuration file as written: plain serde structs, every one closed
+//! to unknown keys. [`crate::compile`] validates and compiles it.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// A whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Document {
+    /// Service-wide policy settings.
+    pub settings: SettingsDoc,
+    /// The in-process store.
+    pub store: StoreDoc,
+    /// Requests matching any of these conditions are never limited.
+    pub skip: Vec<ConditionDoc>,
+    /// The rules, in declaration order.
+    pub rules: Vec<RuleDoc>,
+}
+
+/// `settings:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SettingsDoc {
+    /// Report every limit as shadow: count and report, never deny.
+    pub shadow_mode: bool,
+    /// What a request that matches no rule gets: `allow` or `deny`.
+    pub on_no_match: NoMatchDoc,
+    /// The algorithm of limits that name none.
+    pub default_algorithm: Algorithm,
+    /// IPv4 addresses are counted per this prefix length (32: per address).
+    pub ipv4_prefix: u8,
+    /// IPv6 addresses are counted per this prefix length (64: per /64).
+    pub ipv6_prefix: u8,
+    /// Caps on request size.
+    pub request: RequestCapsDoc,
+}
+
+impl Default for SettingsDoc {
+    fn default() -> Self {
+        Self {
+            shadow_mode: false,
+            on_no_match: NoMatchDoc::Allow,
+            default_algorithm: Algorithm::FixedWindow,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            request: RequestCapsDoc::default(),
+        }
+    }
+}
+
+/// `settings.on_no_match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum NoMatchDoc {
+    /// Allowed, with no status.
+    Allow,
+    /// Denied (OVER_LIMIT), with no status.
+    Deny,
+}
+
+/// `settings.request`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestCapsDoc {
+    /// Most descriptor entries in one request.
+    pub max_descriptors: usize,
+    /// Longest key or value (descriptor, header, user, API key, path), in bytes.
+    pub max_value_bytes: usize,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Largest cost of one request.
+    pub max_cost: u64,
+}
+
+impl Default for RequestCapsDoc {
+    fn default() -> Self {
+        Self {
+            max_descriptors: 64,
+            max_value_bytes: 1024,
+            max_headers: 64,
+            max_cost: 1_000_000,
+        }
+    }
+}
+
+/// `store:` (the in-process store).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreDoc {
+    /// Most counters held at once.
+    pub max_keys: usize,
+    /// What a hit on a new key gets when the store is full: `deny` or `allow`.
+    pub when_full: WhenFullDoc,
+    /// How often expired counters are reclaimed, e.g. `10s`.
+    pub sweep_interval: String,
+}
+
+impl Default for StoreDoc {
+    fn default() -> Self {
+        Self {
+            max_keys: 1_000_000,
+            when_full: WhenFullDoc::Deny,
+            sweep_interval: "10s".into(),
+        }
+    }
+}
+
+/// `store.when_full`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum WhenFullDoc {
+    /// Hits on new keys are denied.
+    Deny,
+    /// Hits on new keys are allowed without being counted.
+    Allow,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleDoc {
+    /// Unique name, reported in statuses.
+    pub name: String,
+    /// The domain the rule belongs to; absent: every domain.
+    pub domain: Option<String>,
+    /// What a request must carry for the rule to apply.
+    #[serde(rename = "match")]
+    pub matches: ConditionDoc,
+    /// The counting key: parts such as `ip`, `user`, `api_key`,
+    /// `header:<name>`, `descriptor:<key>`, `path`, `method`; `a|b` takes the
+    /// first present. Absent: the values of the descriptors matched.
+    pub key: Option<Vec<String>>,
+    /// Shorthand for one limit named `default`.
+    pub rate: Option<String>,
+    /// Several limits, all of which must admit the request.
+    pub limits: Vec<LimitDoc>,
+    /// The rule matches and limits nothing (an allow-list entry).
+    pub unlimited: bool,
+    /// Other rates when a condition holds; the first matching tier wins.
+    pub tiers: Vec<TierDoc>,
+    /// The rule does not limit requests matching this condition.
+    pub skip_if: Option<ConditionDoc>,
+    /// Count and report, never deny.
+    pub shadow: bool,
+    /// Rules naming the same group share counters (per limit name and key).
+    pub group: Option<String>,
+}
+
+/// A tier: other limits when `when` holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierDoc {
+    /// Reported in statuses and part of the counter's identity.
+    pub name: String,
+    /// The condition selecting the tier.
+    pub when: ConditionDoc,
+    /// Shorthand for one limit named `default`.
+    pub rate: Option<String>,
+    /// The tier's limits.
+    pub limits: Vec<LimitDoc>,
+    /// Requests of this tier are not limited.
+    pub unlimited: bool,
+}
+
+/// One limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitDoc {
+    /// Unique within the rule; defaults to `default` for a single limit.
+    pub name: Option<String>,
+    /// `N/period`, e.g. `10/s`, `100/5m`.
+    pub rate: String,
+    /// Defaults to `settings.default_algorithm`.
+    pub algorithm: Option<Algorithm>,
+    /// Token bucket capacity or GCRA burst; defaults to the rate's count.
+    pub burst: Option<u64>,
+    /// Token bucket tokens at start; defaults to `burst`.
+    pub initial_tokens: Option<u64>,
+    /// Count denied hits too (fixed_window and sliding_window).
+    pub count_denied: bool,
+}
+
+/// The algorithms, as written in files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Algorithm {
+    /// Epoch-aligned fixed windows.
+    FixedWindow,
+    /// Two weighted windows.
+    SlidingWindow,
+    /// Exact log of hits.
+    SlidingLog,
+    /// Token bucket.
+    TokenBucket,
+    /// Generic cell rate algorithm.
+    Gcra,
+}
+
+/// A condition: every field given must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConditionDoc {
+    /// Descriptor entries the request must carry.
+    pub descriptors: Vec<DescriptorDoc>,
+    /// The path: exact, or a glob when it contains `*`.
+    pub path: Option<String>,
+    /// The path starts with this.
+    pub path_prefix: Option<String>,
+    /// One of these methods (case-insensitive).
+    pub methods: Vec<String>,
+    /// Header name to value: exact, `*` for presence, or a glob.
+    pub headers: BTreeMap<String, String>,
+    /// The client IP is in one of these networks or addresses.
+    pub client_ip: Vec<String>,
+    /// The user is one of these.
+    pub users: Vec<String>,
+    /// The API key is one of these.
+    pub api_keys: Vec<String>,
+}
+
+/// A descriptor entry condition: `value` (exact or `*` glob), `regex`, or
+/// neither (any value).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DescriptorDoc {
+    /// The entry key.
+    pub key: String,
+    /// Exact value, or a glob when it contains `*`.
+    pub value: Option<String>,
+    /// A regex the whole value must match.
+    pub regex: Option<String>,
+}
+
+/// Picks `text` among `choices`, or says what the choices are.
+fn choose<T: Copy>(text: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            format!("unknown {what} `{text}`, expected one of: {}", names.join(", "))
+        })
+}
+
+impl TryFrom<String> for Algorithm {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        choose(&text, "algorithm", &Self::NAMES)
+    }
+}
+
+impl Algorithm {
+    /// Every algorithm with its name in files.
+    pub const NAMES: [(&'static str, Self); 5] = [
+        ("fixed_window", Self::FixedWindow),
+        ("sliding_window", Self::SlidingWindow),
+        ("sliding_log", Self::SlidingLog),
+        ("token_bucket", Self::TokenBucket),
+        ("gcra", Self::Gcra),
+    ];
+}
+
+impl TryFrom<String> for NoMatchDoc {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        choose(&text, "on_no_match", &[("allow", Self::Allow), ("deny", Self::Deny)])
+    }
+}
+
+impl TryFrom<String> for WhenFullDoc {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        choose(&text, "when_full", &[("deny", Self::Deny), ("allow", Self::Allow)])
+    }
+}

@@ -1,0 +1,87 @@
+//! Configuration errors that name the file, the path inside it and the value.
+
+use std::fmt;
+
+/// One problem in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or environment variable) the bad value came from.
+    pub file: String,
+    /// The path inside it, e.g. `rules[2].limits[0].rate`.
+    pub path: String,
+    /// The offending value, when there is one.
+    pub value: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(value) = &self.value {
+            write!(f, " (value: {value:?})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a configuration (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors for one file while walking it.
+pub(crate) struct Errors {
+    file: String,
+    found: Vec<ConfigError>,
+}
+
+impl Errors {
+    pub fn new(file: &str) -> Self {
+        Self {
+            file: file.to_string(),
+            found: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, path: impl Into<String>, value: Option<&str>, message: impl Into<String>) {
+        self.found.push(ConfigError {
+            file: self.file.clone(),
+            path: path.into(),
+            value: value.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    /// Records `result`'s error at `path` with `value`, returning the success.
+    pub fn check<T>(&mut self, path: &str, value: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| self.push(path, Some(value), message))
+            .ok()
+    }
+
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.found.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigErrors(self.found))
+        }
+    }
+}

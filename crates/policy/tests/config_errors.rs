@@ -1,0 +1,139 @@
+//! Every configuration error names the file, the path inside it and the bad
+//! value.
+
+use ratelimitd_policy::{load, ConfigError, Format};
+
+fn errors(yaml: &str) -> Vec<ConfigError> {
+    match load(yaml, Format::Yaml, "conf/ratelimitd.yaml", &[]) {
+        Ok(_) => panic!("expected errors for:\n{yaml}"),
+        Err(errors) => errors.0,
+    }
+}
+
+/// The single error's rendering.
+fn error(yaml: &str) -> String {
+    let all = errors(yaml);
+    assert_eq!(all.len(), 1, "expected one error, got {all:#?}");
+    all[0].to_string()
+}
+
+#[test]
+fn unknown_keys_are_errors_at_every_level() {
+    assert_eq!(
+        error("colour: blue\n").split(", expected").next().unwrap(),
+        "conf/ratelimitd.yaml: colour: unknown field `colour`"
+    );
+    assert!(error("settings: {shadow: true}\n").starts_with("conf/ratelimitd.yaml: settings.shadow: unknown field `shadow`"));
+    assert!(error("rules: [{name: a, rate: 1/m, limit: 3}]\n").starts_with("conf/ratelimitd.yaml: rules[0].limit: unknown field `limit`"));
+    assert!(error("rules: [{name: a, match: {paths: [/x]}, rate: 1/m}]\n")
+        .starts_with("conf/ratelimitd.yaml: rules[0].match.paths: unknown field `paths`"));
+    assert!(error("rules: [{name: a, limits: [{rate: 1/m, brust: 3}]}]\n")
+        .starts_with("conf/ratelimitd.yaml: rules[0].limits[0].brust: unknown field `brust`"));
+}
+
+#[test]
+fn type_and_choice_errors() {
+    assert_eq!(
+        error("settings: {ipv4_prefix: abc}\n"),
+        "conf/ratelimitd.yaml: settings.ipv4_prefix: invalid type: string \"abc\", expected an integer"
+    );
+    assert_eq!(
+        error("rules: [{name: a, limits: [{rate: 1/m, algorithm: leaky}]}]\n"),
+        "conf/ratelimitd.yaml: rules[0].limits[0].algorithm: unknown algorithm `leaky`, expected one of: fixed_window, sliding_window, sliding_log, token_bucket, gcra"
+    );
+    assert_eq!(
+        error("settings: {on_no_match: maybe}\n"),
+        "conf/ratelimitd.yaml: settings.on_no_match: unknown on_no_match `maybe`, expected one of: allow, deny"
+    );
+    assert_eq!(
+        error("store: {when_full: evict}\n"),
+        "conf/ratelimitd.yaml: store.when_full: unknown when_full `evict`, expected one of: deny, allow"
+    );
+}
+
+#[test]
+fn malformed_yaml_names_the_position() {
+    let message = error("rules: [\n");
+    assert!(message.starts_with("conf/ratelimitd.yaml: "), "{message}");
+    assert!(message.contains("line 2 column 1"), "{message}");
+}
+
+#[test]
+fn environment_overrides_name_the_variable() {
+    let result = load(
+        "settings: {}\n",
+        Format::Yaml,
+        "conf/ratelimitd.yaml",
+        &[("RATELIMITD_SETTINGS__SHADOW_MODE".into(), "maybe".into())],
+    );
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "environment variable RATELIMITD_SETTINGS__SHADOW_MODE=maybe: settings.shadow_mode: invalid type: string \"maybe\", expected a boolean"
+    );
+}
+
+#[test]
+fn validation_errors_name_path_and_value() {
+    let cases: &[(&str, &str)] = &[
+        ("rules: [{name: a, rate: 10/x}]", "rules[0].rate: `x` is not a unit (ms, s, m, h or d) (value: \"10/x\")"),
+        ("rules: [{name: a, rate: ten/m}]", "rules[0].rate: `ten` is not a whole number of hits (value: \"ten/m\")"),
+        ("rules: [{name: a, limits: [{rate: 10}]}]", "rules[0].limits[0].rate: a rate is `N/period`, e.g. `10/m`, `100/5m`, `1000/hour` (value: \"10\")"),
+        ("rules: [{name: '', rate: 1/m}]", "rules[0].name: a rule needs a name (value: \"\")"),
+        ("rules: [{name: a}]", "rules[0]: give exactly one of `rate`, `limits` or `unlimited: true`"),
+        ("rules: [{name: a, rate: 1/m, unlimited: true}]", "rules[0]: give exactly one of `rate`, `limits` or `unlimited: true`"),
+        ("rules: [{name: a, domain: '', rate: 1/m}]", "rules[0].domain: the domain must not be empty (omit it to match every domain) (value: \"\")"),
+        ("rules: [{name: a, key: [cookie], rate: 1/m}]", "rules[0].key[0]: `cookie` is not a key part (ip, user, api_key, path, method, header:<name>, descriptor:<key>) (value: \"cookie\")"),
+        ("rules: [{name: a, key: ['user|header:'], rate: 1/m}]", "rules[0].key[0]: `header:` is not a key part (ip, user, api_key, path, method, header:<name>, descriptor:<key>) (value: \"user|header:\")"),
+        ("rules: [{name: a, match: {descriptors: [{key: ''}]}, rate: 1/m}]", "rules[0].match.descriptors[0].key: a descriptor key must not be empty (value: \"\")"),
+        ("rules: [{name: a, match: {descriptors: [{key: k, regex: '('}]}, rate: 1/m}]", "rules[0].match.descriptors[0].regex: invalid regex"),
+        ("rules: [{name: a, match: {descriptors: [{key: k, value: v, regex: v}]}, rate: 1/m}]", "rules[0].match.descriptors[0]: give `value` or `regex`, not both"),
+        ("rules: [{name: a, match: {descriptors: [{key: k}, {key: k}]}, rate: 1/m}]", "rules[0].match.descriptors[1].key: this key is already matched in this condition (value: \"k\")"),
+        ("rules: [{name: a, match: {path: /a, path_prefix: /b}, rate: 1/m}]", "rules[0].match: give `path` or `path_prefix`, not both"),
+        ("rules: [{name: a, match: {methods: ['GE T']}, rate: 1/m}]", "rules[0].match.methods[0]: not an HTTP method (value: \"GE T\")"),
+        ("rules: [{name: a, match: {client_ip: [10.0.0.0/33]}, rate: 1/m}]", "rules[0].match.client_ip[0]: not an IP address or CIDR network (value: \"10.0.0.0/33\")"),
+        ("rules: [{name: a, skip_if: {client_ip: [nope]}, rate: 1/m}]", "rules[0].skip_if.client_ip[0]: not an IP address or CIDR network (value: \"nope\")"),
+        ("skip: [{client_ip: [nope]}]", "skip[0].client_ip[0]: not an IP address or CIDR network (value: \"nope\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m}, {rate: 2/m}]}]", "rules[0].limits[0].name: name each limit of a rule with several limits"),
+        ("rules: [{name: a, limits: [{name: x, rate: 1/m}, {name: x, rate: 2/m}]}]", "rules[0].limits[1].name: another limit of this rule has this name (value: \"x\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m, burst: 5}]}]", "rules[0].limits[0].burst: burst applies to token_bucket and gcra only (value: \"5\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, burst: 0}]}]", "rules[0].limits[0].burst: a burst of 0 admits nothing: use a rate of 0 to block (value: \"0\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m, algorithm: token_bucket, burst: 5, initial_tokens: 6}]}]", "rules[0].limits[0].initial_tokens: initial_tokens exceed the bucket's capacity (5) (value: \"6\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, initial_tokens: 1}]}]", "rules[0].limits[0].initial_tokens: initial_tokens applies to token_bucket only (value: \"1\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, count_denied: true}]}]", "rules[0].limits[0].count_denied: count_denied applies to fixed_window and sliding_window only (value: \"true\")"),
+        ("rules: [{name: a, limits: [{rate: 20000/m, algorithm: sliding_log}]}]", "rules[0].limits[0].rate: sliding_log keeps one entry per hit: use it for limits up to 10000, or sliding_window (value: \"20000/m\")"),
+        ("rules: [{name: a, rate: 1/m, tiers: [{name: t, when: {users: [x]}}]}]", "rules[0].tiers[0]: give exactly one of `rate`, `limits` or `unlimited: true`"),
+        ("rules: [{name: a, rate: 1/m, tiers: [{when: {users: [x]}, rate: 2/m}]}]", "rules[0].tiers[0].name: a tier needs a name (value: \"\")"),
+        ("rules: [{name: a, rate: 1/m, group: ''}]", "rules[0].group: a group needs a name (value: \"\")"),
+        ("settings: {ipv4_prefix: 33}", "settings.ipv4_prefix: an IPv4 prefix length is at most 32 (value: \"33\")"),
+        ("settings: {ipv6_prefix: 129}", "settings.ipv6_prefix: an IPv6 prefix length is at most 128 (value: \"129\")"),
+        ("settings: {request: {max_cost: 0}}", "settings.request.max_cost: must be at least 1 (value: \"0\")"),
+        ("store: {max_keys: 0}", "store.max_keys: must be at least 1 (value: \"0\")"),
+        ("store: {sweep_interval: soon}", "store.sweep_interval: `soon` is not a unit (ms, s, m, h or d) (value: \"soon\")"),
+    ];
+    for (yaml, expected) in cases {
+        let message = errors(yaml)[0].to_string();
+        assert!(
+            message.starts_with(&format!("conf/ratelimitd.yaml: {expected}")),
+            "for {yaml}\n  got:      {message}\n  expected: conf/ratelimitd.yaml: {expected}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_rule_names_and_inconsistent_groups() {
+    assert_eq!(
+        error("rules: [{name: a, rate: 1/m}, {name: a, rate: 2/m}]"),
+        "conf/ratelimitd.yaml: rules[1].name: another rule has this name (value: \"a\")"
+    );
+    assert_eq!(
+        error("rules: [{name: a, group: g, rate: 1/m}, {name: b, group: g, rate: 2/m}]"),
+        "conf/ratelimitd.yaml: rules[1].rate: group `g` shares limit `default` with rules[0].rate, which declares it differently (value: \"2/m\")"
+    );
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let all = errors("rules: [{name: a, rate: 1/x}, {name: b, rate: 2/y}, {name: c, key: [nope], rate: 1/m}]");
+    let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["rules[0].rate", "rules[1].rate", "rules[2].key[0]"]);
+}
