@@ -138,14 +138,17 @@ impl Compiler {
             self.errors
                 .push("store.max_keys", Some("0"), "must be at least 1");
         }
+        let interval = parse_duration(&store.sweep_interval).and_then(|interval| {
+            if interval.is_zero() {
+                Err("the sweep interval must be longer than 0".to_string())
+            } else {
+                Ok(interval)
+            }
+        });
         let sweep_interval = self
             .errors
-            .check(
-                "store.sweep_interval",
-                &store.sweep_interval,
-                parse_duration(&store.sweep_interval),
-            )
-            .unwrap_or_default();
+            .check("store.sweep_interval", &store.sweep_interval, interval)
+            .unwrap_or(std::time::Duration::from_secs(10));
         StoreSettings {
             max_keys: store.max_keys,
             deny_when_full: store.when_full == WhenFullDoc::Deny,
@@ -155,8 +158,11 @@ impl Compiler {
 
     fn rule(&mut self, path: &str, doc: &RuleDoc) -> Rule {
         if doc.name.trim().is_empty() {
-            self.errors
-                .push(format!("{path}.name"), Some(&doc.name), "a rule needs a name");
+            self.errors.push(
+                format!("{path}.name"),
+                Some(&doc.name),
+                "a rule needs a name",
+            );
         }
         if doc.domain.as_deref() == Some("") {
             self.errors.push(
@@ -287,8 +293,11 @@ impl Compiler {
                 let name = match &limit.name {
                     Some(name) if !name.is_empty() => name.clone(),
                     Some(_) => {
-                        self.errors
-                            .push(format!("{limit_path}.name"), Some(""), "a limit name must not be empty");
+                        self.errors.push(
+                            format!("{limit_path}.name"),
+                            Some(""),
+                            "a limit name must not be empty",
+                        );
                         return None;
                     }
                     None if source.limits.len() == 1 => "default".to_string(),
@@ -329,7 +338,9 @@ impl Compiler {
         } else {
             format!("{path}.rate")
         };
-        let rate = self.errors.check(&rate_path, &doc.rate, parse_rate(&doc.rate))?;
+        let rate = self
+            .errors
+            .check(&rate_path, &doc.rate, parse_rate(&doc.rate))?;
         let algorithm = doc.algorithm.unwrap_or(self.default_algorithm);
         let field = |name: &str| format!("{path}.{name}");
         let burst = doc.burst.unwrap_or(rate.count);
@@ -403,14 +414,25 @@ impl Compiler {
             let shared = (group.to_string(), tier.to_string(), name.to_string());
             if let Some(&first) = self.group_limits.get(&shared) {
                 let first = &self.limits[first];
-                if (first.rate, first.algorithm, first.burst, first.initial_tokens, first.count_denied)
-                    != (spec.rate, spec.algorithm, spec.burst, spec.initial_tokens, spec.count_denied)
-                {
+                if (
+                    first.rate,
+                    first.algorithm,
+                    first.burst,
+                    first.initial_tokens,
+                    first.count_denied,
+                ) != (
+                    spec.rate,
+                    spec.algorithm,
+                    spec.burst,
+                    spec.initial_tokens,
+                    spec.count_denied,
+                ) {
                     let message = format!(
                         "group `{group}` shares limit `{name}` with {}, which declares it differently",
                         first.path
                     );
-                    self.errors.push(spec.path.clone(), Some(&doc.rate), message);
+                    self.errors
+                        .push(spec.path.clone(), Some(&doc.rate), message);
                     return None;
                 }
             } else {
@@ -449,11 +471,8 @@ impl Compiler {
             }
             let pattern = match (&entry.value, &entry.regex) {
                 (Some(_), Some(_)) => {
-                    self.errors.push(
-                        entry_path,
-                        None,
-                        "give `value` or `regex`, not both",
-                    );
+                    self.errors
+                        .push(entry_path, None, "give `value` or `regex`, not both");
                     continue;
                 }
                 (Some(value), None) => Pattern::from_glob(value),
@@ -500,7 +519,11 @@ impl Compiler {
                     .check(
                         &format!("{path}.methods[{i}]"),
                         method,
-                        if valid { Ok(()) } else { Err("not an HTTP method".into()) },
+                        if valid {
+                            Ok(())
+                        } else {
+                            Err("not an HTTP method".into())
+                        },
                     )
                     .map(|()| method.to_ascii_uppercase())
             })
@@ -515,8 +538,11 @@ impl Compiler {
             .iter()
             .enumerate()
             .filter_map(|(i, network)| {
-                self.errors
-                    .check(&format!("{path}.client_ip[{i}]"), network, parse_network(network))
+                self.errors.check(
+                    &format!("{path}.client_ip[{i}]"),
+                    network,
+                    parse_network(network),
+                )
             })
             .collect();
         Condition {

@@ -48,9 +48,7 @@ impl Condition {
             .is_none_or(|pattern| request.path().is_some_and(|path| pattern.matches(path)))
             && (self.methods.is_empty()
                 || request.method().is_some_and(|method| {
-                    self.methods
-                        .iter()
-                        .any(|m| m.eq_ignore_ascii_case(method))
+                    self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
                 }))
             && self.headers.iter().all(|(name, pattern)| {
                 request

@@ -240,7 +240,10 @@ fn choose<T: Copy>(text: &str, what: &str, choices: &[(&str, T)]) -> Result<T, S
         .map(|(_, value)| *value)
         .ok_or_else(|| {
             let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
-            format!("unknown {what} `{text}`, expected one of: {}", names.join(", "))
+            format!(
+                "unknown {what} `{text}`, expected one of: {}",
+                names.join(", ")
+            )
         })
 }
 
@@ -265,13 +268,21 @@ impl Algorithm {
 impl TryFrom<String> for NoMatchDoc {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        choose(&text, "on_no_match", &[("allow", Self::Allow), ("deny", Self::Deny)])
+        choose(
+            &text,
+            "on_no_match",
+            &[("allow", Self::Allow), ("deny", Self::Deny)],
+        )
     }
 }
 
 impl TryFrom<String> for WhenFullDoc {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        choose(&text, "when_full", &[("deny", Self::Deny), ("allow", Self::Allow)])
+        choose(
+            &text,
+            "when_full",
+            &[("deny", Self::Deny), ("allow", Self::Allow)],
+        )
     }
 }

@@ -61,7 +61,12 @@ impl Errors {
         }
     }
 
-    pub fn push(&mut self, path: impl Into<String>, value: Option<&str>, message: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        path: impl Into<String>,
+        value: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.found.push(ConfigError {
             file: self.file.clone(),
             path: path.into(),

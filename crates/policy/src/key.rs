@@ -136,7 +136,11 @@ mod tests {
     const MASKS: IpMasks = IpMasks { v4: 32, v6: 64 };
 
     fn part(text: &str) -> KeyPart {
-        KeyPart(text.split('|').map(|s| KeySource::parse(s).unwrap()).collect())
+        KeyPart(
+            text.split('|')
+                .map(|s| KeySource::parse(s).unwrap())
+                .collect(),
+        )
     }
 
     #[test]
@@ -151,7 +155,8 @@ mod tests {
             client_ip: Some("10.1.2.3".parse().unwrap()),
             ..RequestAttributes::new("d")
         };
-        let key = counter_key("r", "l", "", &[part("ip")], &v4, IpMasks { v4: 24, v6: 64 }).unwrap();
+        let key =
+            counter_key("r", "l", "", &[part("ip")], &v4, IpMasks { v4: 24, v6: 64 }).unwrap();
         assert!(key.ends_with("10.1.2.0/24"), "{key}");
     }
 
@@ -163,13 +168,20 @@ mod tests {
         };
         let key = counter_key("r", "l", "", &[part("user|ip")], &anonymous, MASKS).unwrap();
         assert!(key.contains("ip"), "{key}");
-        assert_eq!(counter_key("r", "l", "", &[part("user")], &anonymous, MASKS), None);
+        assert_eq!(
+            counter_key("r", "l", "", &[part("user")], &anonymous, MASKS),
+            None
+        );
     }
 
     #[test]
     fn values_cannot_forge_other_keys() {
-        let a = RequestAttributes::new("d").descriptor("a", "x2:yy").descriptor("b", "z");
-        let b = RequestAttributes::new("d").descriptor("a", "x").descriptor("b", "yy2:z");
+        let a = RequestAttributes::new("d")
+            .descriptor("a", "x2:yy")
+            .descriptor("b", "z");
+        let b = RequestAttributes::new("d")
+            .descriptor("a", "x")
+            .descriptor("b", "yy2:z");
         let parts = [part("descriptor:a"), part("descriptor:b")];
         assert_ne!(
             counter_key("r", "l", "", &parts, &a, MASKS),

@@ -96,7 +96,9 @@ pub fn parse_document(
 /// The environment variable that set `path`, if one did.
 fn overriding_variable(path: &str, overrides: &[(String, String)]) -> Option<String> {
     overrides.iter().find_map(|(name, value)| {
-        let key = name[ENV_PREFIX.len()..].to_ascii_lowercase().replace("__", ".");
+        let key = name[ENV_PREFIX.len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
         (key == path).then(|| format!("environment variable {name}={value}"))
     })
 }

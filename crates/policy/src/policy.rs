@@ -202,7 +202,11 @@ impl Policy {
         Plan::Checks(checks)
     }
 
-    fn rule_checks<'p>(&'p self, rule: &'p Rule, request: &impl Attributes) -> Vec<PlannedCheck<'p>> {
+    fn rule_checks<'p>(
+        &'p self,
+        rule: &'p Rule,
+        request: &impl Attributes,
+    ) -> Vec<PlannedCheck<'p>> {
         if rule
             .skip_if
             .as_ref()

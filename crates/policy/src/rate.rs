@@ -28,11 +28,15 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         .parse::<u64>()
         .map_err(|_| format!("`{}` is not a whole number of hits", count.trim()))?;
     let period = parse_duration(period.trim())?;
+    if period.is_zero() {
+        return Err(format!("`{}` is not a usable period", period_text(text)));
+    }
     Ok(Rate { count, period })
 }
 
 /// Parses a duration: an optional whole multiplier and a unit (`ms`, `s`,
-/// `m`, `h`, `d` or their long names): `30s`, `5m`, `minute`, `2 hours`.
+/// `m`, `h`, `d` or their long names): `30s`, `5m`, `minute`, `2 hours`,
+/// `0s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -56,14 +60,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let millis = multiplier
         .checked_mul(unit_millis)
-        .filter(|&millis| millis > 0)
-        .ok_or_else(|| format!("`{text}` is not a usable period"))?;
+        .ok_or_else(|| format!("`{text}` is too long"))?;
     Ok(Duration::from_millis(millis))
+}
+
+fn period_text(rate: &str) -> &str {
+    rate.split_once('/')
+        .map_or(rate, |(_, period)| period.trim())
 }
 
 fn format_duration(period: Duration) -> String {
     let millis = period.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if millis % size == 0 {
             return match millis / size {
                 1 => unit.to_string(),
@@ -109,8 +122,12 @@ mod tests {
     fn rejects_with_a_reason() {
         assert!(parse_rate("10").unwrap_err().contains("N/period"));
         assert!(parse_rate("ten/m").unwrap_err().contains("`ten`"));
-        assert!(parse_rate("10/x").unwrap_err().contains("`x` is not a unit"));
-        assert!(parse_rate("10/0m").unwrap_err().contains("not a usable period"));
+        assert!(parse_rate("10/x")
+            .unwrap_err()
+            .contains("`x` is not a unit"));
+        assert!(parse_rate("10/0m")
+            .unwrap_err()
+            .contains("not a usable period"));
         assert!(parse_rate("-1/m").unwrap_err().contains("`-1`"));
         assert!(parse_rate("10/5").unwrap_err().contains("no unit"));
     }

@@ -23,12 +23,18 @@ fn unknown_keys_are_errors_at_every_level() {
         error("colour: blue\n").split(", expected").next().unwrap(),
         "conf/ratelimitd.yaml: colour: unknown field `colour`"
     );
-    assert!(error("settings: {shadow: true}\n").starts_with("conf/ratelimitd.yaml: settings.shadow: unknown field `shadow`"));
-    assert!(error("rules: [{name: a, rate: 1/m, limit: 3}]\n").starts_with("conf/ratelimitd.yaml: rules[0].limit: unknown field `limit`"));
-    assert!(error("rules: [{name: a, match: {paths: [/x]}, rate: 1/m}]\n")
-        .starts_with("conf/ratelimitd.yaml: rules[0].match.paths: unknown field `paths`"));
-    assert!(error("rules: [{name: a, limits: [{rate: 1/m, brust: 3}]}]\n")
-        .starts_with("conf/ratelimitd.yaml: rules[0].limits[0].brust: unknown field `brust`"));
+    assert!(error("settings: {shadow: true}\n")
+        .starts_with("conf/ratelimitd.yaml: settings.shadow: unknown field `shadow`"));
+    assert!(error("rules: [{name: a, rate: 1/m, limit: 3}]\n")
+        .starts_with("conf/ratelimitd.yaml: rules[0].limit: unknown field `limit`"));
+    assert!(
+        error("rules: [{name: a, match: {paths: [/x]}, rate: 1/m}]\n")
+            .starts_with("conf/ratelimitd.yaml: rules[0].match.paths: unknown field `paths`")
+    );
+    assert!(
+        error("rules: [{name: a, limits: [{rate: 1/m, brust: 3}]}]\n")
+            .starts_with("conf/ratelimitd.yaml: rules[0].limits[0].brust: unknown field `brust`")
+    );
 }
 
 #[test]
@@ -108,6 +114,7 @@ fn validation_errors_name_path_and_value() {
         ("settings: {ipv6_prefix: 129}", "settings.ipv6_prefix: an IPv6 prefix length is at most 128 (value: \"129\")"),
         ("settings: {request: {max_cost: 0}}", "settings.request.max_cost: must be at least 1 (value: \"0\")"),
         ("store: {max_keys: 0}", "store.max_keys: must be at least 1 (value: \"0\")"),
+        ("store: {sweep_interval: 0s}", "store.sweep_interval: the sweep interval must be longer than 0 (value: \"0s\")"),
         ("store: {sweep_interval: soon}", "store.sweep_interval: `soon` is not a unit (ms, s, m, h or d) (value: \"soon\")"),
     ];
     for (yaml, expected) in cases {
@@ -133,7 +140,9 @@ fn duplicate_rule_names_and_inconsistent_groups() {
 
 #[test]
 fn every_error_is_reported_not_just_the_first() {
-    let all = errors("rules: [{name: a, rate: 1/x}, {name: b, rate: 2/y}, {name: c, key: [nope], rate: 1/m}]");
+    let all = errors(
+        "rules: [{name: a, rate: 1/x}, {name: b, rate: 2/y}, {name: c, key: [nope], rate: 1/m}]",
+    );
     let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["rules[0].rate", "rules[1].rate", "rules[2].key[0]"]);
 }

@@ -8,7 +8,10 @@ fn policy(yaml: &str) -> Policy {
 }
 
 /// `(rule, tier, limit name, rate)` of every planned check.
-fn applied(policy: &Policy, request: &RequestAttributes) -> Vec<(String, Option<String>, String, String)> {
+fn applied(
+    policy: &Policy,
+    request: &RequestAttributes,
+) -> Vec<(String, Option<String>, String, String)> {
     match policy.plan(request) {
         Plan::Checks(checks) => checks
             .iter()
@@ -26,7 +29,10 @@ fn applied(policy: &Policy, request: &RequestAttributes) -> Vec<(String, Option<
 }
 
 fn rules_applied(policy: &Policy, request: &RequestAttributes) -> Vec<String> {
-    applied(policy, request).into_iter().map(|(rule, ..)| rule).collect()
+    applied(policy, request)
+        .into_iter()
+        .map(|(rule, ..)| rule)
+        .collect()
 }
 
 fn keys(policy: &Policy, request: &RequestAttributes) -> Vec<String> {
@@ -65,12 +71,19 @@ fn exact_beats_wildcard_beats_key_only() {
     let p = policy(PRECEDENCE);
     let tenant = |t: &str| RequestAttributes::new("api").descriptor("tenant", t);
     assert_eq!(rules_applied(&p, &tenant("acme")), ["acme"]);
-    assert_eq!(rules_applied(&p, &tenant("abc")), ["ab-tenants"], "longer literal wins");
+    assert_eq!(
+        rules_applied(&p, &tenant("abc")),
+        ["ab-tenants"],
+        "longer literal wins"
+    );
     assert_eq!(rules_applied(&p, &tenant("axe")), ["a-tenants"]);
     assert_eq!(rules_applied(&p, &tenant("z42")), ["regex-tenants"]);
     assert_eq!(rules_applied(&p, &tenant("zed")), ["any-tenant"]);
     assert_eq!(p.plan(&RequestAttributes::new("api")), Plan::NoMatch);
-    assert_eq!(p.plan(&tenant("acme").clone_with_domain("web")), Plan::NoMatch);
+    assert_eq!(
+        p.plan(&tenant("acme").clone_with_domain("web")),
+        Plan::NoMatch
+    );
 }
 
 trait WithDomain {
@@ -118,7 +131,11 @@ rules:
     assert_eq!(rules_applied(&p, &at("/api/auth/token")), ["auth"]);
     assert_eq!(rules_applied(&p, &at("/api/orders")), ["api"]);
     assert_eq!(rules_applied(&p, &at("/about")), ["default"]);
-    assert_eq!(rules_applied(&p, &at("/api/auth/login")), ["login-page"], "exact path wins");
+    assert_eq!(
+        rules_applied(&p, &at("/api/auth/login")),
+        ["login-page"],
+        "exact path wins"
+    );
 }
 
 #[test]
@@ -180,7 +197,10 @@ rules:
         ]
     );
     let burst = &p.limits()[0];
-    assert_eq!((burst.algorithm, burst.burst, burst.initial_tokens), (Algorithm::TokenBucket, 20, 20));
+    assert_eq!(
+        (burst.algorithm, burst.burst, burst.initial_tokens),
+        (Algorithm::TokenBucket, 20, 20)
+    );
     assert_eq!(p.limits()[1].algorithm, Algorithm::SlidingWindow);
 }
 
@@ -203,18 +223,39 @@ rules:
         user: name.into(),
         ..RequestAttributes::new("d")
     };
-    assert_eq!(applied(&p, &user("bob")), [("expensive".into(), None, "default".into(), "100/h".into())]);
     assert_eq!(
-        applied(&p, &user("ann").descriptor("role", "staff").header("x-partner", "p")),
-        [("expensive".into(), Some("staff".into()), "default".into(), "1000/h".into())]
+        applied(&p, &user("bob")),
+        [("expensive".into(), None, "default".into(), "100/h".into())]
+    );
+    assert_eq!(
+        applied(
+            &p,
+            &user("ann")
+                .descriptor("role", "staff")
+                .header("x-partner", "p")
+        ),
+        [(
+            "expensive".into(),
+            Some("staff".into()),
+            "default".into(),
+            "1000/h".into()
+        )]
     );
     assert_eq!(
         applied(&p, &user("pat").header("X-PARTNER", "p")),
-        [("expensive".into(), Some("partners".into()), "default".into(), "500/h".into())]
+        [(
+            "expensive".into(),
+            Some("partners".into()),
+            "default".into(),
+            "500/h".into()
+        )]
     );
     assert_eq!(applied(&p, &user("ops-bot")), []);
     // The tier is part of the counter's identity.
-    assert_ne!(keys(&p, &user("ann")), keys(&p, &user("ann").descriptor("role", "staff")));
+    assert_ne!(
+        keys(&p, &user("ann")),
+        keys(&p, &user("ann").descriptor("role", "staff"))
+    );
 }
 
 #[test]
@@ -241,7 +282,10 @@ rules:
     assert_eq!(p.plan(&request("/x", "10.9.9.9")), Plan::Skipped);
     assert_eq!(p.plan(&request("/x", "2001:db8::5")), Plan::Skipped);
     assert_eq!(rules_applied(&p, &request("/x", "192.0.2.1")), ["api"]);
-    assert_eq!(applied(&p, &request("/x", "192.0.2.1").header("X-Staff", "true")), []);
+    assert_eq!(
+        applied(&p, &request("/x", "192.0.2.1").header("X-Staff", "true")),
+        []
+    );
 }
 
 #[test]
@@ -251,7 +295,9 @@ rules:
   - {name: shadowed, match: {descriptors: [{key: a}]}, rate: 1/m, shadow: true}
   - {name: enforced, match: {descriptors: [{key: b}]}, rate: 1/m}
 "#;
-    let request = RequestAttributes::new("d").descriptor("a", "1").descriptor("b", "2");
+    let request = RequestAttributes::new("d")
+        .descriptor("a", "1")
+        .descriptor("b", "2");
     let shadows = |p: &Policy| match p.plan(&request) {
         Plan::Checks(checks) => checks.iter().map(|c| c.shadow).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
@@ -305,7 +351,11 @@ rules:
         client_ip: Some(ip.parse().unwrap()),
         ..RequestAttributes::new("d")
     };
-    assert_eq!(keys(&p, &flat("192.0.2.1")), keys(&p, &flat("192.0.2.2")), "one shared counter");
+    assert_eq!(
+        keys(&p, &flat("192.0.2.1")),
+        keys(&p, &flat("192.0.2.2")),
+        "one shared counter"
+    );
 }
 
 #[test]
@@ -361,6 +411,7 @@ methods = ["POST"]
 #[test]
 fn the_shipped_example_policy_is_valid() {
     let text = include_str!("../../../deploy/ratelimitd.example.yaml");
-    let p = load(text, Format::Yaml, "deploy/ratelimitd.example.yaml", &[]).unwrap_or_else(|e| panic!("{e}"));
+    let p = load(text, Format::Yaml, "deploy/ratelimitd.example.yaml", &[])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(p.rules().len() >= 5);
 }

@@ -1,1 +1,283 @@
-fn main() {}
+//! The `ratelimitd` command line.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ratelimitd_engine::SystemClock;
+use ratelimitd_policy::parse_duration;
+use ratelimitd_server::bench::{self, BenchPlan};
+use ratelimitd_server::check::{self, key_value, CheckInput};
+use ratelimitd_server::config::LoadedPolicy;
+use ratelimitd_server::decider::Decider;
+use ratelimitd_server::grpc::{self, Shutdown};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ratelimitd: a rate-limit decision service.
+#[derive(Parser)]
+#[command(name = "ratelimitd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ratelimitd=debug`.
+    #[arg(long, global = true, env = "RATELIMITD_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Send one CheckLimit and print the decision (exit 0 allowed, 3 denied).
+    Check(CheckArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Load-test a running service with CheckLimit calls.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Policy file (.yaml, .yml or .toml); without it the built-in example runs.
+    #[arg(long, env = "RATELIMITD_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "RATELIMITD_GRPC_ADDR", default_value = "0.0.0.0:8081")]
+    grpc_addr: SocketAddr,
+    /// After SIGTERM, keep serving this long with health NOT_SERVING.
+    #[arg(long, env = "RATELIMITD_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    drain_delay: Duration,
+    /// Then wait at most this long for in-flight calls.
+    #[arg(long, env = "RATELIMITD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    addr: String,
+    /// Policy domain.
+    #[arg(long)]
+    domain: String,
+    /// Descriptor entry `key=value`, repeatable, in order.
+    #[arg(long = "descriptor", value_parser = key_value)]
+    descriptors: Vec<(String, String)>,
+    /// Client IP.
+    #[arg(long, default_value = "")]
+    ip: String,
+    /// User.
+    #[arg(long, default_value = "")]
+    user: String,
+    /// API key.
+    #[arg(long, default_value = "")]
+    api_key: String,
+    /// HTTP method.
+    #[arg(long, default_value = "")]
+    method: String,
+    /// Request path.
+    #[arg(long, default_value = "")]
+    path: String,
+    /// Header `name=value`, repeatable.
+    #[arg(long = "header", value_parser = key_value)]
+    headers: Vec<(String, String)>,
+    /// Hits to consume (0 checks without consuming).
+    #[arg(long)]
+    cost: Option<u32>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a policy file; print every error and exit non-zero if any.
+    Validate {
+        /// The file (.yaml, .yml or .toml).
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    addr: String,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections shared by the callers.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Measured duration.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    /// Domain of the requests.
+    #[arg(long, default_value = "partners")]
+    domain: String,
+    /// Descriptor key whose value varies over the keys.
+    #[arg(long, default_value = "tenant")]
+    descriptor: String,
+    /// Print only the JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ratelimitd: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("ratelimitd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Check(args) => run_check(args).await,
+        Command::Config(ConfigCommand::Validate { file }) => Ok(validate(&file)),
+        Command::Bench(args) => run_bench(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let loaded = match &args.config {
+        Some(path) => LoadedPolicy::from_file(path),
+        None => LoadedPolicy::example(),
+    };
+    let loaded = match loaded {
+        Ok(loaded) => Arc::new(loaded),
+        Err(errors) => {
+            eprintln!("ratelimitd: the configuration is invalid:\n{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let (engine, store) = ratelimitd_server::memory_engine(&loaded, Arc::new(SystemClock));
+    store.spawn_sweeper(Arc::new(SystemClock), loaded.policy.store.sweep_interval);
+    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+    tracing::info!(
+        grpc_addr = %listener.local_addr()?,
+        config = %loaded.origin,
+        rules = loaded.policy.rules().len(),
+        "ratelimitd serving"
+    );
+    let decider = Arc::new(Decider::new(loaded, engine));
+    let shutdown = Shutdown {
+        drain_delay: args.drain_delay,
+        grace: args.shutdown_grace,
+    };
+    grpc::serve(listener, decider, termination(), shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                tokio::select! {
+                    _ = sigterm.recv() => {}
+                    _ = ctrl_c => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let input = CheckInput {
+        domain: args.domain,
+        descriptors: args.descriptors,
+        client_ip: args.ip,
+        user: args.user,
+        api_key: args.api_key,
+        method: args.method,
+        path: args.path,
+        headers: args.headers,
+        cost: args.cost,
+    };
+    let response = check::check(&args.addr, &input).await?;
+    if args.json {
+        println!("{}", check::to_json(&response));
+    } else {
+        print!("{}", check::to_text(&response));
+    }
+    Ok(if response.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn validate(file: &std::path::Path) -> ExitCode {
+    match LoadedPolicy::from_file(file) {
+        Ok(loaded) => {
+            println!(
+                "{}: OK ({} rules, {} limits)",
+                file.display(),
+                loaded.policy.rules().len(),
+                loaded.policy.limits().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let plan = BenchPlan {
+        addr: args.addr,
+        concurrency: args.concurrency,
+        connections: args.connections,
+        duration: args.duration,
+        warmup: args.warmup,
+        keys: args.keys,
+        domain: args.domain,
+        descriptor: args.descriptor,
+    };
+    let report = bench::run(&plan).await?;
+    if !args.json {
+        println!("{}", report.to_text(&plan));
+    }
+    println!("{}", report.to_json(&plan));
+    Ok(ExitCode::SUCCESS)
+}

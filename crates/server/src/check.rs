@@ -1,0 +1,148 @@
+//! `ratelimitd check`: one CheckLimit from the shell.
+
+use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
+use ratelimitd_proto::v1::{
+    check_limit_response::Code, limit_status::Algorithm, CheckLimitRequest, CheckLimitResponse,
+    DescriptorEntry,
+};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Splits `k=v`.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
+/// What to ask.
+#[derive(Debug, Clone, Default)]
+pub struct CheckInput {
+    /// Policy domain.
+    pub domain: String,
+    /// Descriptor entries, in order.
+    pub descriptors: Vec<(String, String)>,
+    /// Client IP.
+    pub client_ip: String,
+    /// User.
+    pub user: String,
+    /// API key.
+    pub api_key: String,
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Cost (absent: 1).
+    pub cost: Option<u32>,
+}
+
+impl CheckInput {
+    /// The gRPC request.
+    pub fn to_request(&self) -> CheckLimitRequest {
+        CheckLimitRequest {
+            domain: self.domain.clone(),
+            descriptors: self
+                .descriptors
+                .iter()
+                .map(|(key, value)| DescriptorEntry {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            client_ip: self.client_ip.clone(),
+            user: self.user.clone(),
+            api_key: self.api_key.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.iter().cloned().collect::<HashMap<_, _>>(),
+            cost: self.cost,
+        }
+    }
+}
+
+/// Sends one CheckLimit to `addr` (`host:port` or a URL).
+pub async fn check(addr: &str, input: &CheckInput) -> anyhow::Result<CheckLimitResponse> {
+    let mut client = RateLimiterClient::connect(endpoint(addr)).await?;
+    Ok(client.check_limit(input.to_request()).await?.into_inner())
+}
+
+/// `http://` is added to a bare `host:port`.
+pub fn endpoint(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// The response as one JSON object.
+pub fn to_json(response: &CheckLimitResponse) -> serde_json::Value {
+    let code = Code::try_from(response.code).unwrap_or(Code::Unspecified);
+    let statuses: Vec<_> = response
+        .statuses
+        .iter()
+        .map(|s| {
+            let algorithm = Algorithm::try_from(s.algorithm).unwrap_or(Algorithm::Unspecified);
+            json!({
+                "rule": s.rule, "limit_name": s.limit_name, "tier": s.tier,
+                "algorithm": algorithm.as_str_name(), "limit": s.limit, "window_ms": s.window_ms,
+                "remaining": s.remaining, "reset_after_ms": s.reset_after_ms,
+                "retry_after_ms": s.retry_after_ms, "over_limit": s.over_limit, "shadow": s.shadow,
+            })
+        })
+        .collect();
+    let headers: std::collections::BTreeMap<_, _> = response.headers.iter().collect();
+    json!({
+        "allowed": response.allowed,
+        "code": code.as_str_name(),
+        "shadowed": response.shadowed,
+        "statuses": statuses,
+        "headers": headers,
+    })
+}
+
+/// The response for people.
+pub fn to_text(response: &CheckLimitResponse) -> String {
+    let mut text = format!(
+        "{}{}\n",
+        if response.allowed {
+            "ALLOWED"
+        } else {
+            "DENIED (over limit)"
+        },
+        if response.shadowed {
+            " [a shadow limit would deny]"
+        } else {
+            ""
+        }
+    );
+    for s in &response.statuses {
+        let tier = if s.tier.is_empty() {
+            String::new()
+        } else {
+            format!(" tier={}", s.tier)
+        };
+        text.push_str(&format!(
+            "  {}.{}{tier}: {}/{} remaining, resets in {} ms{}{}\n",
+            s.rule,
+            s.limit_name,
+            s.remaining,
+            s.limit,
+            s.reset_after_ms,
+            if s.over_limit {
+                format!(", over limit, retry in {} ms", s.retry_after_ms)
+            } else {
+                String::new()
+            },
+            if s.shadow { " (shadow)" } else { "" },
+        ));
+    }
+    let mut headers: Vec<_> = response.headers.iter().collect();
+    headers.sort();
+    for (name, value) in headers {
+        text.push_str(&format!("  {name}: {value}\n"));
+    }
+    text
+}

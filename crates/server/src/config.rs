@@ -1,0 +1,120 @@
+//! Loading the service's configuration: reading the file and the environment
+//! (the I/O the policy crate leaves to us) and compiling every limit into an
+//! engine [`Limit`].
+
+use ratelimitd_engine::{Limit, MemoryStoreOptions, WhenFull};
+use ratelimitd_policy::{
+    overrides_from, Algorithm, ConfigError, ConfigErrors, Format, LimitSpec, Policy,
+};
+use std::path::Path;
+
+/// The example policy shipped in the repository, run when `serve` is given no
+/// `--config`.
+pub const EXAMPLE_POLICY: &str = include_str!("../../../deploy/ratelimitd.example.yaml");
+
+/// The name the example policy goes by in errors and logs.
+pub const EXAMPLE_POLICY_NAME: &str = "deploy/ratelimitd.example.yaml (built in)";
+
+/// A policy ready to serve: the rules and one engine limit per policy limit.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    /// The compiled rules.
+    pub policy: Policy,
+    /// Engine limits, indexed like [`Policy::limits`].
+    pub limits: Vec<Limit>,
+    /// Where it came from.
+    pub origin: String,
+}
+
+impl LoadedPolicy {
+    /// Loads `path` (YAML or TOML by extension), with the process's
+    /// `RATELIMITD_*__*` environment overrides.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigErrors> {
+        let origin = path.display().to_string();
+        let single = |message: String| {
+            ConfigErrors(vec![ConfigError {
+                file: origin.clone(),
+                path: String::new(),
+                value: None,
+                message,
+            }])
+        };
+        let format = Format::from_file_name(&origin)
+            .ok_or_else(|| single("unknown file type: name it .yaml, .yml or .toml".to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| single(format!("cannot read the file: {error}")))?;
+        Self::from_text(&text, format, &origin)
+    }
+
+    /// The built-in example policy (with environment overrides).
+    pub fn example() -> Result<Self, ConfigErrors> {
+        Self::from_text(EXAMPLE_POLICY, Format::Yaml, EXAMPLE_POLICY_NAME)
+    }
+
+    /// Loads configuration text from `origin`, with environment overrides.
+    pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, ConfigErrors> {
+        let overrides = overrides_from(std::env::vars());
+        let policy = ratelimitd_policy::load(text, format, origin, &overrides)?;
+        let mut errors = Vec::new();
+        let limits = policy
+            .limits()
+            .iter()
+            .filter_map(|spec| {
+                engine_limit(spec)
+                    .map_err(|message| {
+                        errors.push(ConfigError {
+                            file: origin.to_string(),
+                            path: spec.path.clone(),
+                            value: Some(spec.rate.to_string()),
+                            message,
+                        })
+                    })
+                    .ok()
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Self {
+            policy,
+            limits,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// The in-process store's options from `store:`.
+    pub fn memory_store_options(&self) -> MemoryStoreOptions {
+        let store = &self.policy.store;
+        MemoryStoreOptions {
+            name: "memory".into(),
+            max_keys: store.max_keys,
+            when_full: if store.deny_when_full {
+                WhenFull::Deny
+            } else {
+                WhenFull::Allow
+            },
+        }
+    }
+}
+
+/// The engine limit a policy limit describes. A rate of 0 blocks whatever
+/// the algorithm.
+fn engine_limit(spec: &LimitSpec) -> Result<Limit, String> {
+    let (count, period) = (spec.rate.count, spec.rate.period);
+    let limit = match spec.algorithm {
+        _ if count == 0 => Limit::fixed_window(0, period),
+        Algorithm::FixedWindow => Limit::fixed_window(count, period),
+        Algorithm::SlidingWindow => Limit::sliding_window(count, period),
+        Algorithm::SlidingLog => Limit::sliding_log(count, period),
+        Algorithm::TokenBucket => {
+            Limit::token_bucket(count, period, spec.burst, spec.initial_tokens)
+        }
+        Algorithm::Gcra => Limit::gcra(count, period, spec.burst),
+    }
+    .map_err(|error| error.0)?;
+    if spec.count_denied {
+        limit.counting_denied().map_err(|error| error.0)
+    } else {
+        Ok(limit)
+    }
+}

@@ -1,0 +1,113 @@
+//! The gRPC server: `ratelimit.v1.RateLimiter`, `grpc.health.v1.Health` and
+//! server reflection (v1 and v1alpha), with a draining shutdown.
+
+use crate::decider::Decider;
+use ratelimitd_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
+use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+use tonic_health::ServingStatus;
+
+/// `ratelimit.v1.RateLimiter` over a [`Decider`].
+pub struct RateLimiterService {
+    decider: Arc<Decider>,
+}
+
+#[tonic::async_trait]
+impl RateLimiter for RateLimiterService {
+    async fn check_limit(
+        &self,
+        request: Request<CheckLimitRequest>,
+    ) -> Result<Response<CheckLimitResponse>, Status> {
+        self.decider
+            .check(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+}
+
+/// How the server stops once asked to.
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown {
+    /// Keep serving this long with health NOT_SERVING, so load balancers stop
+    /// sending traffic before the listener closes.
+    pub drain_delay: Duration,
+    /// Then wait at most this long for in-flight calls to finish.
+    pub grace: Duration,
+}
+
+/// Serves on `listener` until `stop` resolves, then drains as `shutdown` says.
+pub async fn serve(
+    listener: TcpListener,
+    decider: Arc<Decider>,
+    stop: impl Future<Output = ()>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RateLimiterServer<RateLimiterService>>()
+        .await;
+    // Both reflection versions advertise every service served, themselves
+    // included, so any grpcurl finds everything.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .include_reflection_service(false)
+            .register_encoded_file_descriptor_set(ratelimitd_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let (close, closed) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(RateLimiterServer::new(RateLimiterService { decider }))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                closed.await.ok();
+            },
+        );
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = stop => {}
+    }
+
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_not_serving::<RateLimiterServer<RateLimiterService>>()
+        .await;
+    tracing::info!(
+        drain_delay = ?shutdown.drain_delay,
+        "shutdown requested: health is NOT_SERVING, still serving while draining"
+    );
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = tokio::time::sleep(shutdown.drain_delay) => {}
+    }
+    let _ = close.send(());
+    match tokio::time::timeout(shutdown.grace, server).await {
+        Ok(result) => {
+            tracing::info!("all in-flight calls finished; stopped");
+            Ok(result?)
+        }
+        Err(_) => {
+            tracing::warn!(grace = ?shutdown.grace, "in-flight calls still running after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}

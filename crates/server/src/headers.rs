@@ -1,0 +1,163 @@
+//! The HTTP headers a caller should return with its response:
+//! `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix
+//! seconds) for the most restrictive enforced limit, `Retry-After` (seconds)
+//! on denial, and the IETF `RateLimit-Policy` / `RateLimit` structured fields
+//! (draft-ietf-httpapi-ratelimit-headers) listing every enforced limit.
+//! Shadow limits never show: they do not limit the client.
+
+use ratelimitd_proto::v1::LimitStatus;
+use std::collections::HashMap;
+
+/// Header names, as sent.
+pub const LIMIT: &str = "X-RateLimit-Limit";
+/// Remaining hits of the most restrictive limit.
+pub const REMAINING: &str = "X-RateLimit-Remaining";
+/// Unix time (seconds) at which the most restrictive limit is replenished.
+pub const RESET: &str = "X-RateLimit-Reset";
+/// Seconds to wait before retrying, on denial.
+pub const RETRY_AFTER: &str = "Retry-After";
+/// IETF: the limits' quotas and windows.
+pub const POLICY: &str = "RateLimit-Policy";
+/// IETF: the limits' remaining quota and seconds to reset.
+pub const RATELIMIT: &str = "RateLimit";
+
+fn ceil_seconds(millis: u64) -> u64 {
+    millis.div_ceil(1000)
+}
+
+/// An sf-string: quoted, with `"` and `\` escaped and non-ASCII dropped.
+fn sf_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+    {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The headers for `statuses` decided at `now_ms` (Unix milliseconds).
+pub fn rate_limit_headers(statuses: &[LimitStatus], now_ms: u64) -> HashMap<String, String> {
+    let enforced: Vec<&LimitStatus> = statuses.iter().filter(|s| !s.shadow).collect();
+    let mut headers = HashMap::new();
+    // The limit the client runs into first: a denying one (the longest wait),
+    // else the one with the least remaining.
+    let Some(tightest) = enforced.iter().copied().min_by_key(|s| {
+        (
+            !s.over_limit,
+            std::cmp::Reverse(s.retry_after_ms),
+            s.remaining,
+        )
+    }) else {
+        return headers;
+    };
+    headers.insert(LIMIT.into(), tightest.limit.to_string());
+    headers.insert(REMAINING.into(), tightest.remaining.to_string());
+    headers.insert(
+        RESET.into(),
+        ceil_seconds(now_ms + tightest.reset_after_ms).to_string(),
+    );
+    if let Some(wait) = enforced
+        .iter()
+        .filter(|s| s.over_limit)
+        .map(|s| s.retry_after_ms)
+        .max()
+    {
+        headers.insert(RETRY_AFTER.into(), ceil_seconds(wait).max(1).to_string());
+    }
+    let name = |s: &LimitStatus| sf_string(&format!("{}.{}", s.rule, s.limit_name));
+    let policy: Vec<String> = enforced
+        .iter()
+        .map(|s| format!("{};q={};w={}", name(s), s.limit, ceil_seconds(s.window_ms)))
+        .collect();
+    let current: Vec<String> = enforced
+        .iter()
+        .map(|s| {
+            format!(
+                "{};r={};t={}",
+                name(s),
+                s.remaining,
+                ceil_seconds(s.reset_after_ms)
+            )
+        })
+        .collect();
+    headers.insert(POLICY.into(), policy.join(", "));
+    headers.insert(RATELIMIT.into(), current.join(", "));
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(rule: &str, limit: u64, remaining: u64, reset_ms: u64, retry_ms: u64) -> LimitStatus {
+        LimitStatus {
+            rule: rule.into(),
+            limit_name: "default".into(),
+            limit,
+            window_ms: 60_000,
+            remaining,
+            reset_after_ms: reset_ms,
+            retry_after_ms: retry_ms,
+            over_limit: retry_ms > 0,
+            ..LimitStatus::default()
+        }
+    }
+
+    #[test]
+    fn allowed_reports_the_limit_with_least_remaining() {
+        let headers = rate_limit_headers(
+            &[
+                status("a", 100, 40, 30_000, 0),
+                status("b", 10, 3, 1_500, 0),
+            ],
+            1_700_000_000_000,
+        );
+        assert_eq!(headers[LIMIT], "10");
+        assert_eq!(headers[REMAINING], "3");
+        assert_eq!(headers[RESET], "1700000002");
+        assert!(!headers.contains_key(RETRY_AFTER));
+        assert_eq!(
+            headers[POLICY],
+            r#""a.default";q=100;w=60, "b.default";q=10;w=60"#
+        );
+        assert_eq!(
+            headers[RATELIMIT],
+            r#""a.default";r=40;t=30, "b.default";r=3;t=2"#
+        );
+    }
+
+    #[test]
+    fn denied_reports_the_longest_wait_rounded_up() {
+        let headers = rate_limit_headers(
+            &[
+                status("a", 10, 0, 5_000, 200),
+                status("b", 5, 0, 9_000, 8_001),
+                status("c", 50, 0, 1, 0),
+            ],
+            0,
+        );
+        assert_eq!(headers[LIMIT], "5");
+        assert_eq!(headers[RETRY_AFTER], "9");
+        assert_eq!(headers[RESET], "9");
+    }
+
+    #[test]
+    fn shadow_limits_and_no_limits_give_no_headers() {
+        let mut shadow = status("a", 1, 0, 1_000, 1_000);
+        shadow.shadow = true;
+        assert!(rate_limit_headers(&[shadow], 0).is_empty());
+        assert!(rate_limit_headers(&[], 0).is_empty());
+    }
+
+    #[test]
+    fn names_are_escaped_structured_strings() {
+        assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}

@@ -1,0 +1,291 @@
+//! The `ratelimitd` binary as users run it: serve and SIGTERM drain, config
+//! validate, check and bench.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::TestServer;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ratelimitd");
+
+fn ratelimitd(args: &[&str]) -> std::process::Output {
+    Command::new(BINARY)
+        .args(args)
+        .env_remove("RATELIMITD_CONFIG")
+        .output()
+        .expect("run ratelimitd")
+}
+
+async fn health_status(addr: &str) -> i32 {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
+    let mut child = Command::new(BINARY)
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--drain-delay",
+            "1500ms",
+        ])
+        .env_remove("RATELIMITD_CONFIG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, log) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let serving = log
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a startup log line");
+    let addr = serving
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("grpc_addr="))
+        .unwrap_or_else(|| panic!("no address in {serving:?}"))
+        .to_string();
+    assert_eq!(health_status(&addr).await, ServingStatus::Serving as i32);
+
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    while health_status(&addr).await != ServingStatus::NotServing as i32 {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "health never turned NOT_SERVING"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still answering decisions while draining.
+    let input = ratelimitd_server::check::CheckInput {
+        domain: "web".into(),
+        path: "/login".into(),
+        method: "POST".into(),
+        client_ip: "192.0.2.1".into(),
+        ..Default::default()
+    };
+    let response = ratelimitd_server::check::check(&addr, &input)
+        .await
+        .unwrap();
+    assert!(response.allowed);
+    assert_eq!(response.statuses[0].rule, "login");
+
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(15),
+            "did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1500),
+        "exited before the drain delay"
+    );
+    let rest: Vec<String> = log.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|line| line.contains("all in-flight calls finished")),
+        "{rest:#?}"
+    );
+}
+
+fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn config_validate_accepts_good_files_and_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_file(&dir, "good.yaml", "rules: [{name: a, rate: 10/m}, {name: b, limits: [{name: x, rate: 1/s}, {name: y, rate: 9/h}]}]\n");
+    let output = ratelimitd(&["config", "validate", &good]);
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{good}: OK (2 rules, 3 limits)\n")
+    );
+
+    let toml = write_file(
+        &dir,
+        "good.toml",
+        "[[rules]]\nname = \"a\"\nrate = \"5/30s\"\n",
+    );
+    assert!(ratelimitd(&["config", "validate", &toml]).status.success());
+
+    let bad = write_file(
+        &dir,
+        "bad.yaml",
+        "rules: [{name: a, rate: 10/x}, {name: b, key: [cookie], rate: 1/m}]\n",
+    );
+    let output = ratelimitd(&["config", "validate", &bad]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "{bad}: rules[0].rate: `x` is not a unit (ms, s, m, h or d) (value: \"10/x\")\n\
+             {bad}: rules[1].key[0]: `cookie` is not a key part (ip, user, api_key, path, method, header:<name>, descriptor:<key>) (value: \"cookie\")\n\
+             {bad}: 2 error(s)\n"
+        )
+    );
+
+    let unknown_type = write_file(&dir, "policy.json", "{}");
+    let output = ratelimitd(&["config", "validate", &unknown_type]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown file type"));
+
+    let missing = dir.path().join("missing.yaml").display().to_string();
+    let output = ratelimitd(&["config", "validate", &missing]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .starts_with(&format!("{missing}: cannot read the file")));
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_with_the_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_file(&dir, "bad.yaml", "rules: [{name: a, rate: 10/x}]\n");
+    let output = ratelimitd(&["serve", "--config", &bad, "--grpc-addr", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("{bad}: rules[0].rate")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_the_decision_and_exits_three_when_denied() {
+    let server = TestServer::start(
+        "rules: [{name: one, domain: d, match: {descriptors: [{key: k}]}, rate: 1/m}]",
+    )
+    .await;
+    let addr = server.addr.to_string();
+    let first_addr = addr.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        ratelimitd(&[
+            "check",
+            "--addr",
+            &first_addr,
+            "--domain",
+            "d",
+            "--descriptor",
+            "k=v",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(first.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(json["allowed"], true);
+    assert_eq!(json["code"], "OK");
+    assert_eq!(json["statuses"][0]["rule"], "one");
+    assert_eq!(json["statuses"][0]["remaining"], 0);
+    assert_eq!(json["headers"]["X-RateLimit-Limit"], "1");
+
+    let second = tokio::task::spawn_blocking(move || {
+        ratelimitd(&[
+            "check",
+            "--addr",
+            &addr,
+            "--domain",
+            "d",
+            "--descriptor",
+            "k=v",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(second.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(text.starts_with("DENIED (over limit)\n"), "{text}");
+    assert!(text.contains("Retry-After: 60"), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_throughput_and_percentiles_as_json() {
+    let server = TestServer::start(
+        "rules: [{name: b, domain: d, match: {descriptors: [{key: k}]}, rate: 5/m}]",
+    )
+    .await;
+    let addr = server.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        ratelimitd(&[
+            "bench",
+            "--addr",
+            &addr,
+            "--concurrency",
+            "4",
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--keys",
+            "10",
+            "--domain",
+            "d",
+            "--descriptor",
+            "k",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let requests = json["requests"].as_u64().unwrap();
+    assert!(requests > 0);
+    assert_eq!(json["errors"], 0);
+    assert_eq!(
+        json["allowed"].as_u64().unwrap(),
+        50,
+        "10 keys × 5 per minute on a frozen clock"
+    );
+    assert_eq!(
+        json["allowed"].as_u64().unwrap() + json["denied"].as_u64().unwrap(),
+        requests
+    );
+    for percentile in ["p50", "p90", "p99", "p99_9"] {
+        assert!(json["latency_us"][percentile].as_f64().unwrap() > 0.0);
+    }
+    server.stop().await;
+}

@@ -1,0 +1,105 @@
+//! Test harness: a real ratelimitd gRPC server on a loopback port, driven by a
+//! manual clock, and clients for it.
+#![allow(dead_code)] // Each test binary uses part of the harness.
+
+use ratelimitd_engine::{Clock, ManualClock};
+use ratelimitd_policy::Format;
+use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
+use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, DescriptorEntry};
+use ratelimitd_server::config::LoadedPolicy;
+use ratelimitd_server::decider::Decider;
+use ratelimitd_server::grpc::{serve, Shutdown};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// 2026-11-24T00:00:00Z, a whole minute, hour and day: windows start here.
+pub const EPOCH_MICROS: u64 = 1_795_478_400_000_000;
+
+/// A server running in this process on 127.0.0.1:<ephemeral>.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the YAML policy `yaml`, its clock at `EPOCH_MICROS`.
+    pub async fn start(yaml: &str) -> Self {
+        let loaded = LoadedPolicy::from_text(yaml, Format::Yaml, "test.yaml")
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        let clock = Arc::new(ManualClock::at_micros(EPOCH_MICROS));
+        let (engine, _store) =
+            ratelimitd_server::memory_engine(&loaded, clock.clone() as Arc<dyn Clock>);
+        let decider = Arc::new(Decider::new(Arc::new(loaded), engine));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let shutdown = Shutdown {
+            drain_delay: Duration::ZERO,
+            grace: Duration::from_secs(5),
+        };
+        let task = tokio::spawn(serve(
+            listener,
+            decider,
+            async {
+                stopped.await.ok();
+            },
+            shutdown,
+        ));
+        Self {
+            addr,
+            clock,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn client(&self) -> RateLimiterClient<Channel> {
+        RateLimiterClient::new(self.channel().await)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+/// A request in `domain` with descriptor entries.
+pub fn request(domain: &str, descriptors: &[(&str, &str)]) -> CheckLimitRequest {
+    CheckLimitRequest {
+        domain: domain.into(),
+        descriptors: descriptors
+            .iter()
+            .map(|(key, value)| DescriptorEntry {
+                key: key.to_string(),
+                value: value.to_string(),
+            })
+            .collect(),
+        ..CheckLimitRequest::default()
+    }
+}
+
+/// Sends `request`, expecting success.
+pub async fn check(
+    client: &mut RateLimiterClient<Channel>,
+    request: &CheckLimitRequest,
+) -> CheckLimitResponse {
+    client
+        .check_limit(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+}
