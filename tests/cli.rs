@@ -9,8 +9,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::TestServer;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ratelimitd");
 
@@ -22,21 +20,8 @@ fn ratelimitd(args: &[&str]) -> std::process::Output {
         .expect("run ratelimitd")
 }
 
-async fn health_status(addr: &str) -> i32 {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    health
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
+async fn health_status(addr: &str) -> ServingStatus {
+    ratelimitd_server::health::probe(addr, "").await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +53,7 @@ async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
         .find_map(|field| field.strip_prefix("grpc_addr="))
         .unwrap_or_else(|| panic!("no address in {serving:?}"))
         .to_string();
-    assert_eq!(health_status(&addr).await, ServingStatus::Serving as i32);
+    assert_eq!(health_status(&addr).await, ServingStatus::Serving);
 
     let signalled = Instant::now();
     let kill = Command::new("kill")
@@ -76,7 +61,7 @@ async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
         .status()
         .unwrap();
     assert!(kill.success());
-    while health_status(&addr).await != ServingStatus::NotServing as i32 {
+    while health_status(&addr).await != ServingStatus::NotServing {
         assert!(
             signalled.elapsed() < Duration::from_secs(1),
             "health never turned NOT_SERVING"
@@ -288,4 +273,22 @@ async fn bench_reports_throughput_and_percentiles_as_json() {
         assert!(json["latency_us"][percentile].as_f64().unwrap() > 0.0);
     }
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exits_zero_only_when_serving() {
+    let server = TestServer::start("rules: []").await;
+    let addr = server.addr.to_string();
+    let serving = tokio::task::spawn_blocking(move || ratelimitd(&["health", "--addr", &addr]))
+        .await
+        .unwrap();
+    assert!(serving.status.success());
+    assert_eq!(String::from_utf8_lossy(&serving.stdout), "SERVING\n");
+    let addr = server.addr.to_string();
+    server.stop().await;
+    let down = tokio::task::spawn_blocking(move || ratelimitd(&["health", "--addr", &addr]))
+        .await
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("ratelimitd: transport error"));
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod decider;
 pub mod grpc;
 pub mod headers;
+pub mod health;
 pub mod request;
 
 use config::LoadedPolicy;

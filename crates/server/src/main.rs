@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 /// ratelimitd: a rate-limit decision service.
 #[derive(Parser)]
@@ -37,6 +38,18 @@ enum Command {
     Config(ConfigCommand),
     /// Load-test a running service with CheckLimit calls.
     Bench(BenchArgs),
+    /// Ask a running service whether it is serving (exit 0 only if SERVING).
+    Health(HealthArgs),
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    addr: String,
+    /// The service to ask about; empty for the whole server.
+    #[arg(long, default_value = "")]
+    service: String,
 }
 
 #[derive(Args)]
@@ -161,6 +174,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => run_check(args).await,
         Command::Config(ConfigCommand::Validate { file }) => Ok(validate(&file)),
         Command::Bench(args) => run_bench(args).await,
+        Command::Health(args) => {
+            let status = ratelimitd_server::health::probe(&args.addr, &args.service).await?;
+            println!("{}", status.as_str_name());
+            Ok(if status == ServingStatus::Serving {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 
