@@ -134,14 +134,18 @@ fn window_start(now: u64, period: u64) -> u64 {
     now - now % period
 }
 
-/// `a * b / c` rounded down, without overflow for any u64 inputs.
+/// `a * b / c` rounded down, saturating, for any u64 inputs (`c > 0`).
 fn mul_div_floor(a: u64, b: u64, c: u64) -> u64 {
-    (u128::from(a) * u128::from(b) / u128::from(c)) as u64
+    saturate(u128::from(a) * u128::from(b) / u128::from(c))
 }
 
-/// `a * b / c` rounded up, without overflow for any u64 inputs.
+/// `a * b / c` rounded up, saturating, for any u64 inputs (`c > 0`).
 fn mul_div_ceil(a: u64, b: u64, c: u64) -> u64 {
-    (u128::from(a) * u128::from(b)).div_ceil(u128::from(c)) as u64
+    saturate((u128::from(a) * u128::from(b)).div_ceil(u128::from(c)))
+}
+
+fn saturate(value: u128) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
