@@ -4,7 +4,7 @@
 //! State per key: 16 bytes (window start, count).
 //! Promise: at most `limit` hits in every aligned window.
 
-use super::{window_start, State, TypedAlgorithm};
+use super::{state_variant, window_start, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct FixedWindow {
@@ -19,23 +19,7 @@ pub(crate) struct WindowState {
 }
 
 impl TypedAlgorithm for FixedWindow {
-    type State = WindowState;
-
-    fn wrap(state: WindowState) -> State {
-        State::Window(state)
-    }
-    fn unwrap(state: &State) -> Option<&WindowState> {
-        match state {
-            State::Window(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn unwrap_mut(state: &mut State) -> Option<&mut WindowState> {
-        match state {
-            State::Window(s) => Some(s),
-            _ => None,
-        }
-    }
+    state_variant!(Window, WindowState);
 
     fn capacity(&self) -> u64 {
         self.limit

@@ -6,7 +6,7 @@
 //! State per key: 8 bytes.
 //! Promise: at most `burst + t / emission_interval` hits in any interval `t`.
 
-use super::{State, TypedAlgorithm};
+use super::{state_variant, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Gcra {
@@ -27,23 +27,7 @@ impl Gcra {
 }
 
 impl TypedAlgorithm for Gcra {
-    type State = GcraState;
-
-    fn wrap(state: GcraState) -> State {
-        State::Gcra(state)
-    }
-    fn unwrap(state: &State) -> Option<&GcraState> {
-        match state {
-            State::Gcra(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn unwrap_mut(state: &mut State) -> Option<&mut GcraState> {
-        match state {
-            State::Gcra(s) => Some(s),
-            _ => None,
-        }
-    }
+    state_variant!(Gcra, GcraState);
 
     fn capacity(&self) -> u64 {
         self.burst

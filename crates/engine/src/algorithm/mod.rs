@@ -55,6 +55,30 @@ pub(crate) trait Algorithm: Send + Sync {
     fn expires_at(&self, state: &State) -> u64;
 }
 
+/// Implements a [`TypedAlgorithm`]'s `State` plumbing for the [`State`]
+/// variant that holds it (boxed or not).
+macro_rules! state_variant {
+    ($variant:ident, $state:ty) => {
+        type State = $state;
+        fn wrap(state: $state) -> crate::algorithm::State {
+            crate::algorithm::State::$variant(state.into())
+        }
+        fn unwrap(state: &crate::algorithm::State) -> Option<&$state> {
+            match state {
+                crate::algorithm::State::$variant(s) => Some(std::borrow::Borrow::borrow(s)),
+                _ => None,
+            }
+        }
+        fn unwrap_mut(state: &mut crate::algorithm::State) -> Option<&mut $state> {
+            match state {
+                crate::algorithm::State::$variant(s) => Some(std::borrow::BorrowMut::borrow_mut(s)),
+                _ => None,
+            }
+        }
+    };
+}
+use state_variant;
+
 /// An algorithm written against its own state type; [`Algorithm`] is derived.
 pub(crate) trait TypedAlgorithm: Send + Sync {
     type State;

@@ -6,7 +6,7 @@
 //! entries) plus a 40-byte header.
 //! Promise: at most `limit` hits in any interval of one period.
 
-use super::{State, TypedAlgorithm};
+use super::{state_variant, TypedAlgorithm};
 use std::collections::VecDeque;
 
 /// The largest limit a sliding log accepts.
@@ -27,23 +27,7 @@ pub(crate) struct LogState {
 }
 
 impl TypedAlgorithm for SlidingLog {
-    type State = LogState;
-
-    fn wrap(state: LogState) -> State {
-        State::Log(Box::new(state))
-    }
-    fn unwrap(state: &State) -> Option<&LogState> {
-        match state {
-            State::Log(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn unwrap_mut(state: &mut State) -> Option<&mut LogState> {
-        match state {
-            State::Log(s) => Some(s),
-            _ => None,
-        }
-    }
+    state_variant!(Log, LogState);
 
     fn capacity(&self) -> u64 {
         self.limit

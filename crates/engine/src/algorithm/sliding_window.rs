@@ -7,7 +7,7 @@
 //! `2 × limit` in any interval of one period; smooths the burst at window
 //! boundaries that fixed windows allow.
 
-use super::{mul_div_ceil, mul_div_floor, window_start, State, TypedAlgorithm};
+use super::{mul_div_ceil, mul_div_floor, state_variant, window_start, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SlidingWindow {
@@ -41,23 +41,7 @@ impl SlidingWindow {
 }
 
 impl TypedAlgorithm for SlidingWindow {
-    type State = SlidingState;
-
-    fn wrap(state: SlidingState) -> State {
-        State::Sliding(state)
-    }
-    fn unwrap(state: &State) -> Option<&SlidingState> {
-        match state {
-            State::Sliding(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn unwrap_mut(state: &mut State) -> Option<&mut SlidingState> {
-        match state {
-            State::Sliding(s) => Some(s),
-            _ => None,
-        }
-    }
+    state_variant!(Sliding, SlidingState);
 
     fn capacity(&self) -> u64 {
         self.limit

@@ -7,7 +7,7 @@
 //! State per key: 16 bytes (token units, last refill time).
 //! Promise: at most `capacity + refill × t / period` hits in any interval `t`.
 
-use super::{State, TypedAlgorithm};
+use super::{state_variant, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
@@ -35,23 +35,7 @@ impl TokenBucket {
 }
 
 impl TypedAlgorithm for TokenBucket {
-    type State = BucketState;
-
-    fn wrap(state: BucketState) -> State {
-        State::Bucket(state)
-    }
-    fn unwrap(state: &State) -> Option<&BucketState> {
-        match state {
-            State::Bucket(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn unwrap_mut(state: &mut State) -> Option<&mut BucketState> {
-        match state {
-            State::Bucket(s) => Some(s),
-            _ => None,
-        }
-    }
+    state_variant!(Bucket, BucketState);
 
     fn capacity(&self) -> u64 {
         self.capacity
