@@ -19,19 +19,53 @@ struct Hit {
     remaining: u64,
 }
 
-/// Gaps between arrivals, in microseconds: often 0 (same instant), often
-/// short, sometimes around a period, sometimes longer than any period.
-fn gap() -> impl Strategy<Value = u64> {
+/// A gap between two arrivals, some of them relative to the limit's period
+/// so that arrivals land exactly on (and next to) window edges, expiry
+/// instants and emission intervals.
+#[derive(Debug, Clone, Copy)]
+enum Gap {
+    /// Microseconds.
+    Micros(u64),
+    /// `ceil(period × numerator / denominator) + adjust` microseconds.
+    Period {
+        numerator: u64,
+        denominator: u64,
+        adjust: i64,
+    },
+}
+
+impl Gap {
+    fn micros(self, period: u64) -> u64 {
+        match self {
+            Gap::Micros(micros) => micros,
+            Gap::Period {
+                numerator,
+                denominator,
+                adjust,
+            } => (period * numerator)
+                .div_ceil(denominator)
+                .saturating_add_signed(adjust),
+        }
+    }
+}
+
+/// Gaps: often 0 (same instant), often short, often a fraction or a small
+/// multiple of the period (exactly, or 1 µs off), sometimes longer than any
+/// period.
+fn gap() -> impl Strategy<Value = Gap> {
     prop_oneof![
-        3 => Just(0u64),
-        3 => 1u64..50_000,
-        3 => 1u64..2 * SECOND,
-        1 => 5 * SECOND..12 * SECOND,
+        3 => Just(Gap::Micros(0)),
+        2 => (1u64..50_000).prop_map(Gap::Micros),
+        2 => (1u64..2 * SECOND).prop_map(Gap::Micros),
+        3 => (1u64..=3, 1u64..=20, -1i64..=1).prop_map(|(numerator, denominator, adjust)| {
+            Gap::Period { numerator, denominator, adjust }
+        }),
+        1 => (5 * SECOND..12 * SECOND).prop_map(Gap::Micros),
     ]
 }
 
 /// Arrivals as (gap since the previous one, cost).
-fn arrivals() -> impl Strategy<Value = Vec<(u64, u64)>> {
+fn arrivals() -> impl Strategy<Value = Vec<(Gap, u64)>> {
     prop::collection::vec((gap(), 0u64..=3), 1..250)
 }
 
@@ -65,13 +99,13 @@ fn decide_one(store: &MemoryStore, key: &str, limit: &Limit, cost: u64, now: u64
 }
 
 /// Runs the arrivals against one key of a fresh store.
-fn run(limit: &Limit, start: u64, arrivals: &[(u64, u64)]) -> Vec<Hit> {
+fn run(limit: &Limit, start: u64, arrivals: &[(Gap, u64)]) -> Vec<Hit> {
     let store = store();
     let mut now = start;
     arrivals
         .iter()
         .map(|&(gap, cost)| {
-            now += gap;
+            now += gap.micros(limit.period_micros());
             let decision = decide_one(&store, "tenant:1:key", limit, cost, now);
             let outcome = decision.outcomes[0];
             assert_eq!(decision.allowed, !outcome.over_limit);
@@ -287,8 +321,20 @@ proptest! {
             }
         });
         prop_assert!(worst.is_ok(), "{}", worst.unwrap_err());
+
+        // Reference model, in exact units of 1/period token.
+        let full = u128::from(capacity) * u128::from(period);
+        let mut units = u128::from(initial) * u128::from(period);
+        let mut updated = hits[0].at;
         for hit in &hits {
-            prop_assert!(hit.remaining <= capacity);
+            units = (units + u128::from(hit.at - updated) * u128::from(refill)).min(full);
+            updated = hit.at;
+            let fits = u128::from(hit.cost.max(1)) * u128::from(period) <= units;
+            prop_assert_eq!(hit.allowed, fits, "{:?} with {} units", hit, units);
+            if fits {
+                units -= u128::from(hit.cost) * u128::from(period);
+            }
+            prop_assert_eq!(u128::from(hit.remaining), units / u128::from(period));
         }
     }
 
@@ -315,8 +361,18 @@ proptest! {
             }
         });
         prop_assert!(worst.is_ok(), "{}", worst.unwrap_err());
+
+        // Reference model: the theoretical arrival time of the next hit.
+        let tolerance = burst * emission_interval;
+        let mut tat = hits[0].at;
         for hit in &hits {
-            prop_assert!(hit.remaining <= burst);
+            tat = tat.max(hit.at);
+            let fits = tat - hit.at + hit.cost.max(1) * emission_interval <= tolerance;
+            prop_assert_eq!(hit.allowed, fits, "{:?} with TAT {}", hit, tat);
+            if fits {
+                tat += hit.cost * emission_interval;
+            }
+            prop_assert_eq!(hit.remaining, (tolerance - (tat - hit.at)) / emission_interval);
         }
         // The first hit on a fresh counter that fits the burst is admitted.
         if let Some(first) = hits.first().filter(|hit| hit.cost <= burst) {
@@ -369,7 +425,7 @@ fn any_limit() -> impl Strategy<Value = (Limit, bool)> {
 
 /// Real hits, each preceded by up to three cost-0 probes at times between the
 /// previous hit and this one (inclusive), as thousandths of the gap.
-fn hits_with_probes() -> impl Strategy<Value = Vec<(u64, u64, Vec<u64>)>> {
+fn hits_with_probes() -> impl Strategy<Value = Vec<(Gap, u64, Vec<u64>)>> {
     prop::collection::vec(
         (gap(), 0u64..=3, prop::collection::vec(0u64..=1000, 0..=3)),
         1..150,
@@ -396,6 +452,7 @@ proptest! {
         let mut now = start;
         for (index, (gap, cost, probes)) in hits.iter().enumerate() {
             let previous = now;
+            let gap = gap.micros(limit.period_micros());
             now += gap;
             let mut probes: Vec<u64> = probes
                 .iter()
@@ -413,6 +470,67 @@ proptest! {
             let expected = decide_one(&plain, key, &limit, *cost, now);
             let seen = decide_one(&probed, key, &limit, *cost, now);
             prop_assert_eq!(&seen, &expected, "at {} cost {}", now, cost);
+        }
+    }
+}
+
+/// Replays `hits` on a fresh store, then decides `cost` at `at`.
+fn replay_then(limit: &Limit, hits: &[(u64, u64)], cost: u64, at: u64) -> Decision {
+    let store = store();
+    for &(t, c) in hits {
+        decide_one(&store, "tenant:9:replay", limit, c, t);
+    }
+    decide_one(&store, "tenant:9:replay", limit, cost, at)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// `retry_after` and `reset_after` are exact, for every algorithm: after
+    /// the same history, the same request is denied 1 µs before `retry_after`
+    /// and admitted at it; a cost-0 check shows the full capacity at
+    /// `reset_after` and not 1 µs before. (A cost above the capacity never
+    /// fits; its `retry_after` is a one-period hint.)
+    #[test]
+    fn retry_after_and_reset_after_are_exact(
+        (limit, _) in any_limit(),
+        start in start(),
+        arrivals in prop::collection::vec((gap(), 0u64..=3), 1..30),
+    ) {
+        let store = store();
+        let capacity = limit.capacity();
+        let mut history = Vec::new();
+        let mut now = start;
+        for (gap, cost) in arrivals {
+            now += gap.micros(limit.period_micros());
+            let decision = decide_one(&store, "tenant:9:replay", &limit, cost, now);
+            history.push((now, cost));
+            let outcome = decision.outcomes[0];
+            prop_assert!(outcome.remaining <= capacity);
+
+            if cost > capacity {
+                prop_assert!(!decision.allowed);
+                prop_assert_eq!(outcome.retry_after, limit.period_micros());
+            } else if decision.allowed {
+                prop_assert_eq!(outcome.retry_after, 0);
+            } else {
+                let retry = outcome.retry_after;
+                prop_assert!(retry > 0, "denied with retry_after 0 at {}", now);
+                let before = replay_then(&limit, &history, cost, now + retry - 1);
+                prop_assert!(!before.allowed, "admitted 1 µs before retry_after {}", retry);
+                let at = replay_then(&limit, &history, cost, now + retry);
+                prop_assert!(at.allowed, "denied at retry_after {}: {:?}", retry, at);
+            }
+
+            let reset = outcome.reset_after;
+            let full = replay_then(&limit, &history, 0, now + reset).outcomes[0];
+            prop_assert_eq!(full.remaining, capacity, "not full at reset_after {}", reset);
+            if reset > 0 {
+                let almost = replay_then(&limit, &history, 0, now + reset - 1).outcomes[0];
+                prop_assert!(almost.remaining < capacity, "full before reset_after {}", reset);
+            } else {
+                prop_assert_eq!(outcome.remaining, capacity);
+            }
         }
     }
 }

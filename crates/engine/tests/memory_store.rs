@@ -79,7 +79,10 @@ fn hundred_at_once() -> Vec<(&'static str, Limit)> {
     let minute = Duration::from_secs(60);
     vec![
         ("fixed_window", Limit::fixed_window(100, minute).unwrap()),
-        ("sliding_window", Limit::sliding_window(100, minute).unwrap()),
+        (
+            "sliding_window",
+            Limit::sliding_window(100, minute).unwrap(),
+        ),
         ("sliding_log", Limit::sliding_log(100, minute).unwrap()),
         (
             "token_bucket",
@@ -175,13 +178,16 @@ fn concurrent_two_limit_requests_in_both_key_orders_neither_deadlock_nor_overadm
 
 #[test]
 fn sweeping_while_deciding_never_loses_a_live_counter() {
-    // A counter the sweeper sees before its first decision has expires_at 0;
-    // the request that created it must look again, not count on a dropped one.
+    // A counter is in the map, with expires_at 0, between its creation and
+    // its first decision; a sweep in that gap drops it, and the request that
+    // created it must look the key up again rather than count on a dropped
+    // counter (which would forget the hit and admit the key's next hit).
+    const KEYS: usize = 20_000;
     let store = store();
-    let limit = per_minute(10);
-    let keys: Vec<String> = (0..100).map(|i| format!("tenant:{i}")).collect();
+    let limit = per_minute(1);
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("tenant:{i}")).collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let admitted: u64 = std::thread::scope(|scope| {
+    let (admitted, swept) = std::thread::scope(|scope| {
         let sweeper = scope.spawn(|| {
             let mut swept = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -189,14 +195,15 @@ fn sweeping_while_deciding_never_loses_a_live_counter() {
             }
             swept
         });
-        let threads: Vec<_> = (0..4)
+        let threads: Vec<_> = (0..3)
             .map(|thread| {
                 let (store, limit, keys) = (&store, &limit, &keys);
                 scope.spawn(move || {
                     let mut admitted = 0u64;
-                    for round in 0..30 {
-                        for i in 0..keys.len() {
-                            let key = &keys[(i * 7 + thread * 13 + round) % keys.len()];
+                    for i in 0..KEYS {
+                        // Threads meet on every key, in different orders.
+                        let key = &keys[(i + thread * KEYS / 3) % KEYS];
+                        for _ in 0..2 {
                             admitted += u64::from(hit(store, key, limit, 1, NOW).allowed);
                         }
                     }
@@ -204,16 +211,15 @@ fn sweeping_while_deciding_never_loses_a_live_counter() {
                 })
             })
             .collect();
-        let admitted = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let admitted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let swept = sweeper.join().unwrap();
-        let stats = store.stats();
-        assert_eq!(stats.reclaimed as usize, swept);
-        assert_eq!(stats.created - stats.reclaimed, 100);
-        admitted
+        (admitted, sweeper.join().unwrap())
     });
-    assert_eq!(admitted, 100 * 10);
-    assert_eq!(store.stats().keys, 100);
+    assert_eq!(admitted, KEYS as u64);
+    let stats = store.stats();
+    assert_eq!(stats.reclaimed as usize, swept);
+    assert_eq!(stats.created - stats.reclaimed, KEYS as u64);
+    assert_eq!(stats.keys, KEYS);
     for key in &keys {
         assert_eq!(peek(&store, key, &limit, NOW).remaining, 0);
     }
@@ -229,7 +235,10 @@ fn a_request_is_all_or_nothing() {
 
     // The bucket holds 1 token; the request needs 2 from it.
     let denied = store.decide_at(
-        &[enforced("minute", &minute, 1), enforced("bucket", &bucket, 2)],
+        &[
+            enforced("minute", &minute, 1),
+            enforced("bucket", &bucket, 2),
+        ],
         NOW,
     );
     assert!(!denied.allowed);
@@ -242,11 +251,17 @@ fn a_request_is_all_or_nothing() {
             outcome(true, 3, 1, 2 * SECOND, SECOND),
         ]
     );
-    assert_eq!(peek(&store, "minute", &minute, NOW), outcome(false, 10, 10, 0, 0));
+    assert_eq!(
+        peek(&store, "minute", &minute, NOW),
+        outcome(false, 10, 10, 0, 0)
+    );
 
     // Both fit: both consume.
     let admitted = store.decide_at(
-        &[enforced("minute", &minute, 1), enforced("bucket", &bucket, 1)],
+        &[
+            enforced("minute", &minute, 1),
+            enforced("bucket", &bucket, 1),
+        ],
         NOW,
     );
     assert!(admitted.allowed);
@@ -332,7 +347,10 @@ fn a_shadow_check_is_not_consumed_when_the_enforced_part_denies() {
             outcome(false, 5, 5, 0, 0),
         ]
     );
-    assert_eq!(peek(&store, "watched", &watched, NOW), outcome(false, 5, 5, 0, 0));
+    assert_eq!(
+        peek(&store, "watched", &watched, NOW),
+        outcome(false, 5, 5, 0, 0)
+    );
 }
 
 #[test]
@@ -386,7 +404,10 @@ fn duplicate_keys_are_consumed_once_and_share_the_outcome() {
     assert!(store.decide_at(&request, NOW).allowed);
     let denied = store.decide_at(&request, NOW);
     assert!(!denied.allowed);
-    assert_eq!(denied.outcomes[0], outcome(true, 5, 1, 50 * SECOND, 50 * SECOND));
+    assert_eq!(
+        denied.outcomes[0],
+        outcome(true, 5, 1, 50 * SECOND, 50 * SECOND)
+    );
     assert_eq!(denied.outcomes[2], denied.outcomes[0]);
     assert_eq!(denied.outcomes[1], outcome(false, 10, 8, 50 * SECOND, 0));
 }
@@ -487,7 +508,10 @@ fn a_full_store_decides_new_keys_untracked_when_told_to() {
     for n in 1..=25 {
         let decision = hit(&store, "k3", &limit, 1, NOW);
         assert!(decision.allowed);
-        assert_eq!(decision.outcomes, vec![outcome(false, 10, 9, 50 * SECOND, 0)]);
+        assert_eq!(
+            decision.outcomes,
+            vec![outcome(false, 10, 9, 50 * SECOND, 0)]
+        );
         assert_eq!(store.stats().full_untracked, n);
     }
     // A cost beyond the limit is still denied on its own merits.
@@ -510,7 +534,10 @@ fn a_full_store_decides_new_keys_untracked_when_told_to() {
     let next_minute = MINUTE_START + 60 * SECOND;
     assert_eq!(store.sweep(next_minute), 2);
     for remaining in (0..10).rev() {
-        assert_eq!(hit(&store, "k3", &limit, 1, next_minute).outcomes[0].remaining, remaining);
+        assert_eq!(
+            hit(&store, "k3", &limit, 1, next_minute).outcomes[0].remaining,
+            remaining
+        );
     }
     assert!(!hit(&store, "k3", &limit, 1, next_minute).allowed);
     assert_eq!(store.stats().keys, 1);
@@ -625,7 +652,11 @@ fn a_limit_of_zero_always_denies() {
     let no_burst = Limit::gcra(1, minute, 0).unwrap();
     for (key, limit) in [("bucket", &empty_bucket), ("gcra", &no_burst)] {
         let decision = hit(&store, key, limit, 1, NOW);
-        assert_eq!(decision.outcomes, vec![outcome(true, 0, 0, 0, 60 * SECOND)], "{key}");
+        assert_eq!(
+            decision.outcomes,
+            vec![outcome(true, 0, 0, 0, 60 * SECOND)],
+            "{key}"
+        );
     }
 }
 
