@@ -20,7 +20,7 @@ pub struct Check<'a> {
 }
 
 /// How one limit stands after the decision. Times are in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// This limit alone would deny the request.
     pub over_limit: bool,
@@ -79,45 +79,41 @@ pub(crate) struct Locked<'c, 's> {
 /// distinct counter. Returns whether the request is allowed and one outcome
 /// per entry.
 pub(crate) fn decide_locked(entries: &mut [Locked<'_, '_>], now: u64) -> (bool, Vec<Outcome>) {
-    let fits: Vec<bool> = entries
+    // Bring every state to now; record what fits in each outcome's slot.
+    let mut outcomes: Vec<Outcome> = entries
         .iter_mut()
         .map(|entry| {
-            let needed = entry.check.cost.max(1);
-            let algorithm = entry.check.limit.algorithm();
-            let available = algorithm.refresh(entry.state, now);
-            !entry.refused && needed <= available
+            let available = entry.check.limit.algorithm().refresh(entry.state, now);
+            Outcome {
+                over_limit: entry.refused || entry.check.cost.max(1) > available,
+                ..Outcome::default()
+            }
         })
         .collect();
     let allowed = entries
         .iter()
-        .zip(&fits)
-        .all(|(entry, fits)| *fits || !entry.check.enforced);
+        .zip(&outcomes)
+        .all(|(entry, outcome)| !outcome.over_limit || !entry.check.enforced);
 
-    let outcomes = entries
-        .iter_mut()
-        .zip(fits)
-        .map(|(entry, fits)| {
-            let Check { limit, cost, .. } = *entry.check;
-            let admitted = allowed && fits;
-            if cost > 0 && (admitted || limit.counts_denied()) {
-                limit.algorithm().consume(entry.state, now, cost);
-            }
-            let standing = limit.algorithm().report(entry.state, now, cost.max(1));
-            if entry.refused {
-                return Outcome::refused(limit);
-            }
-            Outcome {
-                over_limit: !fits,
-                limit: limit.capacity(),
-                remaining: standing.remaining,
-                reset_after: standing.reset_after,
-                retry_after: if admitted && cost > 0 {
-                    0
-                } else {
-                    standing.retry_after
-                },
-            }
-        })
-        .collect();
+    for (entry, outcome) in entries.iter_mut().zip(&mut outcomes) {
+        let Check { limit, cost, .. } = *entry.check;
+        if entry.refused {
+            *outcome = Outcome::refused(limit);
+            continue;
+        }
+        let admitted = allowed && !outcome.over_limit;
+        if cost > 0 && (admitted || limit.counts_denied()) {
+            limit.algorithm().consume(entry.state, now, cost);
+        }
+        let standing = limit.algorithm().report(entry.state, now, cost.max(1));
+        outcome.limit = limit.capacity();
+        outcome.remaining = standing.remaining;
+        outcome.reset_after = standing.reset_after;
+        outcome.retry_after = if admitted && cost > 0 {
+            0
+        } else {
+            standing.retry_after
+        };
+    }
     (allowed, outcomes)
 }

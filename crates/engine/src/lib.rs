@@ -2,13 +2,18 @@
 //! atomically. It knows nothing of gRPC or of policy files: callers hand it
 //! [`Check`]s (a counter key, a [`Limit`], a cost) and get a [`Decision`].
 //!
-//! | algorithm | state per key | promise |
+//! | algorithm | algorithm state | promise |
 //! |---|---|---|
-//! | fixed window | 16 bytes | ≤ limit per epoch-aligned window |
-//! | sliding window | 24 bytes | ≤ limit per aligned window, < 2 × limit per sliding period |
-//! | sliding log | 16 bytes per admitted timestamp | ≤ limit in any period (exact) |
+//! | fixed window | 12 bytes | ≤ limit per epoch-aligned window |
+//! | sliding window | 16 bytes | ≤ limit per aligned window, < 2 × limit per sliding period |
+//! | sliding log | 16 bytes per admitted timestamp, boxed | ≤ limit in any period (exact) |
 //! | token bucket | 16 bytes | ≤ capacity + refill × t / period in any interval t |
 //! | GCRA | 8 bytes | ≤ burst + t / emission interval in any interval t |
+//!
+//! In the in-process store every counter is a 24-byte state plus its expiry
+//! and lock in one 56-byte allocation, and a 24-byte map bucket (key hash and
+//! pointer): 116 bytes of resident memory per key measured at 1,000,000 keys
+//! (`examples/memory_per_key.rs`).
 
 mod algorithm;
 mod clock;

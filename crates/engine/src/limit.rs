@@ -3,6 +3,7 @@
 
 use crate::algorithm::{
     Algorithm, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket, SLIDING_LOG_MAX_LIMIT,
+    WINDOW_MAX_LIMIT,
 };
 use std::time::Duration;
 
@@ -58,10 +59,21 @@ fn period_micros(period: Duration) -> Result<u64, InvalidLimit> {
     Ok(micros)
 }
 
+/// Window counters are 32-bit.
+fn window_limit(limit: u64) -> Result<(), InvalidLimit> {
+    if limit > WINDOW_MAX_LIMIT {
+        return Err(InvalidLimit(format!(
+            "window limits are at most {WINDOW_MAX_LIMIT} per window, got {limit}"
+        )));
+    }
+    Ok(())
+}
+
 impl Limit {
     /// At most `limit` hits per window of `period`, windows aligned to the epoch.
     pub fn fixed_window(limit: u64, period: Duration) -> Result<Self, InvalidLimit> {
         let period = period_micros(period)?;
+        window_limit(limit)?;
         Ok(Self::new(Model::FixedWindow(FixedWindow { limit, period })))
     }
 
@@ -69,6 +81,7 @@ impl Limit {
     /// windows (O(1) state).
     pub fn sliding_window(limit: u64, period: Duration) -> Result<Self, InvalidLimit> {
         let period = period_micros(period)?;
+        window_limit(limit)?;
         Ok(Self::new(Model::SlidingWindow(SlidingWindow {
             limit,
             period,

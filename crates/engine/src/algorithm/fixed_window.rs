@@ -1,10 +1,10 @@
 //! Fixed window: a counter per window of `period`, windows aligned to the Unix
 //! epoch (a minute window starts at a multiple of 60 s).
 //!
-//! State per key: 16 bytes (window start, count).
+//! State per key: 12 bytes (window start, 32-bit count).
 //! Promise: at most `limit` hits in every aligned window.
 
-use super::{state_variant, window_start, TypedAlgorithm};
+use super::{saturating_u32, state_variant, window_start, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct FixedWindow {
@@ -15,7 +15,7 @@ pub(crate) struct FixedWindow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WindowState {
     start: u64,
-    count: u64,
+    count: u32,
 }
 
 impl TypedAlgorithm for FixedWindow {
@@ -43,11 +43,11 @@ impl TypedAlgorithm for FixedWindow {
     }
 
     fn available(&self, state: &WindowState, _now: u64) -> u64 {
-        self.limit.saturating_sub(state.count)
+        self.limit.saturating_sub(u64::from(state.count))
     }
 
     fn consume(&self, state: &mut WindowState, _now: u64, cost: u64) {
-        state.count = state.count.saturating_add(cost);
+        state.count = saturating_u32(u64::from(state.count) + cost);
     }
 
     fn reset_after(&self, state: &WindowState, now: u64) -> u64 {

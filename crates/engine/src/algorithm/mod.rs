@@ -16,11 +16,14 @@ pub(crate) use sliding_log::{LogState, SlidingLog, SLIDING_LOG_MAX_LIMIT};
 pub(crate) use sliding_window::{SlidingState, SlidingWindow};
 pub(crate) use token_bucket::{BucketState, TokenBucket};
 
-/// The state kept per key. `Empty` is a key never seen (or reclaimed).
+/// The state kept per key: 24 bytes whatever the algorithm (the sliding
+/// log's entries live behind a box). `Empty` is a key never seen;
+/// `Reclaimed` marks a counter the store has dropped.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum State {
     #[default]
     Empty,
+    Reclaimed,
     Window(WindowState),
     Sliding(SlidingState),
     Log(Box<LogState>),
@@ -172,5 +175,21 @@ fn saturate(value: u128) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
+/// Window counts are 32-bit (limits are at most `u32::MAX` per window).
+fn saturating_u32(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// The largest limit of the window counters.
+pub(crate) const WINDOW_MAX_LIMIT: u64 = u32::MAX as u64;
+
 #[cfg(test)]
 mod test_support;
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn a_state_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<super::State>(), 24);
+    }
+}

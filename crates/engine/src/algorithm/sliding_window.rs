@@ -2,12 +2,14 @@
 //! window's count weighted by how much of it the sliding window still covers
 //! (rounded up, so the estimate never undercounts).
 //!
-//! State per key: 24 bytes (window start, previous count, current count).
+//! State per key: 16 bytes (window start, 32-bit previous and current counts).
 //! Promise: at most `limit` hits in every aligned window, and fewer than
 //! `2 × limit` in any interval of one period; smooths the burst at window
 //! boundaries that fixed windows allow.
 
-use super::{mul_div_ceil, mul_div_floor, state_variant, window_start, TypedAlgorithm};
+use super::{
+    mul_div_ceil, mul_div_floor, saturating_u32, state_variant, window_start, TypedAlgorithm,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SlidingWindow {
@@ -18,15 +20,19 @@ pub(crate) struct SlidingWindow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlidingState {
     start: u64,
-    previous: u64,
-    current: u64,
+    previous: u32,
+    current: u32,
 }
 
 impl SlidingWindow {
     /// The previous window's weight at `now`, rounded up.
     fn weighted_previous(&self, state: &SlidingState, now: u64) -> u64 {
         let elapsed = now.saturating_sub(state.start).min(self.period);
-        mul_div_ceil(state.previous, self.period - elapsed, self.period)
+        mul_div_ceil(
+            u64::from(state.previous),
+            self.period - elapsed,
+            self.period,
+        )
     }
 
     /// Offset into a window at which a previous count of `previous` weighs at
@@ -72,14 +78,12 @@ impl TypedAlgorithm for SlidingWindow {
     }
 
     fn available(&self, state: &SlidingState, now: u64) -> u64 {
-        let used = self
-            .weighted_previous(state, now)
-            .saturating_add(state.current);
+        let used = self.weighted_previous(state, now) + u64::from(state.current);
         self.limit.saturating_sub(used)
     }
 
     fn consume(&self, state: &mut SlidingState, _now: u64, cost: u64) {
-        state.current = state.current.saturating_add(cost);
+        state.current = saturating_u32(u64::from(state.current) + cost);
     }
 
     fn reset_after(&self, state: &SlidingState, now: u64) -> u64 {
@@ -95,15 +99,16 @@ impl TypedAlgorithm for SlidingWindow {
 
     fn retry_after(&self, state: &SlidingState, now: u64, cost: u64) -> u64 {
         let window_end = state.start + self.period;
-        match self.limit.checked_sub(state.current.saturating_add(cost)) {
+        let (previous, current) = (u64::from(state.previous), u64::from(state.current));
+        match self.limit.checked_sub(current + cost) {
             // Fits in this window once the previous window weighs little enough.
             Some(allowance) => {
-                let at = state.start + self.offset_where_weight_fits(state.previous, allowance);
+                let at = state.start + self.offset_where_weight_fits(previous, allowance);
                 at.saturating_sub(now)
             }
             // Only in the next window, where this window's count is the previous one.
             None => {
-                let offset = self.offset_where_weight_fits(state.current, self.limit - cost);
+                let offset = self.offset_where_weight_fits(current, self.limit - cost);
                 (window_end + offset).saturating_sub(now)
             }
         }

@@ -5,6 +5,11 @@
 //! Tokens are kept in exact integer units (one token is `period` units; the
 //! bucket gains `refill` units per microsecond), so no rounding ever drifts.
 //! State per key: 16 bytes (token units, last refill time).
+//!
+//! A bucket exists from a key's first check (cost 0 included) and refills
+//! from then. A bucket idle until full is reclaimed; when `initial` is below
+//! `capacity` its client then starts again from `initial` tokens, which is
+//! never more permissive than keeping the full bucket.
 //! Promise: at most `capacity + refill × t / period` hits in any interval `t`.
 
 use super::{state_variant, TypedAlgorithm};

@@ -13,11 +13,12 @@ use super::{Store, StoreError};
 use crate::algorithm::State;
 use crate::clock::Clock;
 use crate::decision::{decide_locked, Check, Decision, Locked, Outcome};
+use crate::Limit;
 use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
@@ -71,7 +72,7 @@ pub struct MemoryStoreStats {
 
 /// The in-process store.
 pub struct MemoryStore {
-    counters: DashMap<u128, Arc<Counter>, PrehashedKey>,
+    counters: DashMap<KeyHash, Arc<Counter>, PrehashedKey>,
     keys: AtomicUsize,
     seed: u64,
     options: MemoryStoreOptions,
@@ -86,19 +87,48 @@ struct Counter {
     cell: Mutex<Cell>,
 }
 
+/// 32 bytes: the state and when it expires. The sweeper marks a counter it
+/// drops from the map `State::Reclaimed`; a request that finds that looks
+/// the key up again.
 #[derive(Default)]
 struct Cell {
     state: State,
     expires_at: u64,
-    /// Set by the sweeper when it drops the counter from the map; a request
-    /// that finds it set looks the key up again.
-    removed: bool,
+}
+
+impl Cell {
+    fn is_reclaimed(&self) -> bool {
+        matches!(self.state, State::Reclaimed)
+    }
+
+    fn note_expiry(&mut self, limit: &Limit) {
+        self.expires_at = limit.algorithm().expires_at(&self.state);
+    }
+}
+
+/// A key's 128-bit hash as two words: 8-byte aligned, so a map bucket
+/// (hash and pointer) takes 24 bytes rather than 32.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct KeyHash(u64, u64);
+
+impl KeyHash {
+    fn of(key: &str, seed: u64) -> Self {
+        let hash = xxhash_rust::xxh3::xxh3_128_with_seed(key.as_bytes(), seed);
+        Self(hash as u64, (hash >> 64) as u64)
+    }
+}
+
+impl Hash for KeyHash {
+    /// Already uniform: the map takes its low word as is.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
 }
 
 /// A check's hashed key and the position of the check in the request.
 #[derive(Clone, Copy)]
 struct Slot {
-    hash: u128,
+    hash: KeyHash,
     index: usize,
 }
 
@@ -130,21 +160,48 @@ impl MemoryStore {
 
     /// Decides `checks` at `now` (see [`Store::decide`]).
     pub fn decide_at(&self, checks: &[Check<'_>], now: u64) -> Decision {
+        match checks {
+            [check] => self.decide_one(check, now),
+            _ => self.decide_many(checks, now),
+        }
+    }
+
+    /// The common case, with nothing to sort or share.
+    fn decide_one(&self, check: &Check<'_>, now: u64) -> Decision {
+        let hash = KeyHash::of(check.key, self.seed);
+        loop {
+            let counter = self.counter(hash);
+            let mut cell = counter.as_ref().map(|counter| lock(&counter.cell));
+            if cell.as_ref().is_some_and(|cell| cell.is_reclaimed()) {
+                continue; // The sweeper dropped it meanwhile: look up again.
+            }
+            let mut spare = State::Empty;
+            let mut entry = [self.entry(check, cell.as_deref_mut(), &mut spare)];
+            let (allowed, outcomes) = decide_locked(&mut entry, now);
+            if let Some(cell) = &mut cell {
+                cell.note_expiry(check.limit);
+            }
+            return Decision { allowed, outcomes };
+        }
+    }
+
+    /// Several checks: their counters are locked in one global order (by key
+    /// hash), so concurrent requests cannot deadlock; checks sharing a key
+    /// share its counter and the first one's outcome.
+    fn decide_many(&self, checks: &[Check<'_>], now: u64) -> Decision {
         let mut slots: Vec<Slot> = checks
             .iter()
             .enumerate()
             .map(|(index, check)| Slot {
-                hash: xxhash_rust::xxh3::xxh3_128_with_seed(check.key.as_bytes(), self.seed),
+                hash: KeyHash::of(check.key, self.seed),
                 index,
             })
             .collect();
-        // One global lock order, by key hash; a duplicate key follows its
-        // first occurrence.
         slots.sort_unstable_by_key(|slot| (slot.hash, slot.index));
         let mut distinct = slots.clone();
         distinct.dedup_by_key(|slot| slot.hash);
 
-        let outcomes = loop {
+        let (allowed, decided) = loop {
             let counters: Vec<Option<Arc<Counter>>> = distinct
                 .iter()
                 .map(|slot| self.counter(slot.hash))
@@ -153,83 +210,76 @@ impl MemoryStore {
                 .iter()
                 .map(|counter| counter.as_ref().map(|counter| lock(&counter.cell)))
                 .collect();
-            if cells.iter().flatten().any(|cell| cell.removed) {
+            if cells.iter().flatten().any(|cell| cell.is_reclaimed()) {
                 continue; // The sweeper dropped one meanwhile: look up again.
             }
-            break self.decide_cells(checks, &distinct, &mut cells, now);
+            let mut spares: Vec<State> = distinct.iter().map(|_| State::Empty).collect();
+            let mut entries: Vec<Locked<'_, '_>> = distinct
+                .iter()
+                .zip(cells.iter_mut())
+                .zip(spares.iter_mut())
+                .map(|((slot, cell), spare)| {
+                    self.entry(&checks[slot.index], cell.as_deref_mut(), spare)
+                })
+                .collect();
+            let decided = decide_locked(&mut entries, now);
+            drop(entries);
+            for (slot, cell) in distinct.iter().zip(cells.iter_mut()) {
+                if let Some(cell) = cell {
+                    cell.note_expiry(checks[slot.index].limit);
+                }
+            }
+            break decided;
         };
-        let allowed = outcomes.0;
-        let mut by_check = vec![None; checks.len()];
-        let mut outcome_of_first = outcomes.1.into_iter();
+        // Back to request order.
+        let mut outcomes = vec![Outcome::default(); checks.len()];
+        let mut decided = decided.into_iter();
         let mut current = None;
         for slot in &slots {
-            if current.map(|(hash, _)| hash) != Some(slot.hash) {
-                current = outcome_of_first.next().map(|outcome| (slot.hash, outcome));
+            if current.is_none_or(|(hash, _)| hash != slot.hash) {
+                current = decided.next().map(|outcome| (slot.hash, outcome));
             }
-            by_check[slot.index] = current.map(|(_, outcome)| outcome);
+            if let Some((_, outcome)) = current {
+                outcomes[slot.index] = outcome;
+            }
         }
-        Decision {
-            allowed,
-            outcomes: by_check.into_iter().flatten().collect(),
-        }
+        Decision { allowed, outcomes }
     }
 
-    /// Decides on locked cells; a missing cell is a counter the store had no
-    /// room for.
-    fn decide_cells(
+    /// Pairs `check` with its counter's state; without a counter (the store
+    /// is full) with a throwaway `spare` state, refused under
+    /// `WhenFull::Deny`.
+    fn entry<'c, 's>(
         &self,
-        checks: &[Check<'_>],
-        distinct: &[Slot],
-        cells: &mut [Option<MutexGuard<'_, Cell>>],
-        now: u64,
-    ) -> (bool, Vec<Outcome>) {
-        let refuse = self.options.when_full == WhenFull::Deny;
-        let mut untracked: Vec<State> = cells
-            .iter()
-            .filter(|cell| cell.is_none())
-            .map(|_| State::Empty)
-            .collect();
-        let mut spare = untracked.iter_mut();
-        let mut entries: Vec<Locked<'_, '_>> = distinct
-            .iter()
-            .zip(cells.iter_mut())
-            .map(|(slot, cell)| {
-                let check = &checks[slot.index];
-                match cell {
-                    Some(cell) => Locked {
-                        check,
-                        state: &mut cell.state,
-                        refused: false,
-                    },
-                    None => {
-                        let counter = if refuse {
-                            &self.full_denied
-                        } else {
-                            &self.full_untracked
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        Locked {
-                            check,
-                            state: spare.next().expect("one spare state per missing cell"),
-                            refused: refuse,
-                        }
-                    }
+        check: &'c Check<'c>,
+        cell: Option<&'s mut Cell>,
+        spare: &'s mut State,
+    ) -> Locked<'c, 's> {
+        match cell {
+            Some(cell) => Locked {
+                check,
+                state: &mut cell.state,
+                refused: false,
+            },
+            None => {
+                let refused = self.options.when_full == WhenFull::Deny;
+                let tally = if refused {
+                    &self.full_denied
+                } else {
+                    &self.full_untracked
+                };
+                tally.fetch_add(1, Ordering::Relaxed);
+                Locked {
+                    check,
+                    state: spare,
+                    refused,
                 }
-            })
-            .collect();
-        let decided = decide_locked(&mut entries, now);
-        drop(entries);
-        for (slot, cell) in distinct.iter().zip(cells.iter_mut()) {
-            if let Some(cell) = cell {
-                let algorithm = checks[slot.index].limit.algorithm();
-                cell.expires_at = algorithm.expires_at(&cell.state);
             }
         }
-        decided
     }
 
     /// The counter for `hash`, created if new and there is room.
-    fn counter(&self, hash: u128) -> Option<Arc<Counter>> {
+    fn counter(&self, hash: KeyHash) -> Option<Arc<Counter>> {
         if let Some(counter) = self.counters.get(&hash) {
             return Some(Arc::clone(counter.value()));
         }
@@ -259,7 +309,7 @@ impl MemoryStore {
             if cell.expires_at > now {
                 return true;
             }
-            cell.removed = true;
+            cell.state = State::Reclaimed;
             dropped += 1;
             false
         });
@@ -307,7 +357,7 @@ fn lock(cell: &Mutex<Cell>) -> MutexGuard<'_, Cell> {
     cell.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The map's keys are already uniform 128-bit hashes: fold them, hash nothing.
+/// The map's keys are already uniform hashes: pass them through.
 #[derive(Clone, Copy, Default)]
 struct PrehashedKey;
 
@@ -325,11 +375,12 @@ impl Hasher for Prehashed {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
+        // Only `KeyHash` is hashed here, through `write_u64`; fold anything else.
         for &byte in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(byte);
         }
     }
-    fn write_u128(&mut self, key: u128) {
-        self.0 = (key as u64) ^ ((key >> 64) as u64);
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
     }
 }
