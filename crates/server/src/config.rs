@@ -118,3 +118,33 @@ fn engine_limit(spec: &LimitSpec) -> Result<Limit, String> {
         Ok(limit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_limits_out_of_range_are_config_errors_with_path_and_value() {
+        let errors = LoadedPolicy::from_text(
+            "rules: [{name: ok, rate: 1/s}, {name: huge, rate: 5000000000/m}]",
+            Format::Yaml,
+            "big.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "big.yaml: rules[1].rate: window limits are at most 4294967295 per window, got 5000000000 (value: \"5000000000/m\")"
+        );
+    }
+
+    #[test]
+    fn a_zero_rate_blocks_whatever_the_algorithm() {
+        let loaded = LoadedPolicy::from_text(
+            "rules: [{name: off, limits: [{rate: 0/m, algorithm: token_bucket}]}]",
+            Format::Yaml,
+            "zero.yaml",
+        )
+        .unwrap();
+        assert_eq!(loaded.limits[0].capacity(), 0);
+    }
+}
