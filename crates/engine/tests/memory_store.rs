@@ -685,3 +685,24 @@ fn a_cost_above_the_capacity_is_denied_with_a_one_period_hint() {
         assert!(hit(&store, &key, limit, 5, NOW).allowed, "{limit:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_background_sweeper_reclaims_expired_counters_and_stops_with_the_store() {
+    let store = Arc::new(store());
+    let clock = Arc::new(ratelimitd_engine::ManualClock::at_micros(NOW));
+    let limit = per_minute(1);
+    assert!(hit(&store, "expires", &limit, 1, NOW).allowed);
+    let sweeper = store.spawn_sweeper(clock.clone(), Duration::from_secs(10));
+
+    // The window ends 50 s after NOW: a sweep before then keeps the counter.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(store.stats().keys, 1);
+    clock.set_micros(NOW + 50 * SECOND);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(store.stats().keys, 0);
+    assert_eq!(store.stats().reclaimed, 1);
+
+    drop(store);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(sweeper.is_finished());
+}

@@ -330,11 +330,28 @@ impl MemoryStore {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
+            let mut refused_before = 0;
             loop {
                 ticks.tick().await;
                 let Some(store) = store.upgrade() else { return };
                 let dropped = store.sweep(clock.now_micros());
-                tracing::debug!(dropped, keys = store.stats().keys, "swept expired counters");
+                let stats = store.stats();
+                tracing::debug!(dropped, keys = stats.keys, "swept expired counters");
+                let refused = stats.full_denied + stats.full_untracked;
+                if refused > refused_before {
+                    tracing::warn!(
+                        keys = stats.keys,
+                        max_keys = store.options.max_keys,
+                        full_denied = stats.full_denied,
+                        full_untracked = stats.full_untracked,
+                        "the in-process store is full: hits on new keys are {}",
+                        match store.options.when_full {
+                            WhenFull::Deny => "denied",
+                            WhenFull::Allow => "allowed untracked",
+                        }
+                    );
+                }
+                refused_before = refused;
             }
         })
     }
