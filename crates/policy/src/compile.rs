@@ -1,7 +1,7 @@
 //! Validation and compilation of a [`Document`] into a [`Policy`]. Every
 //! problem is collected (not just the first) and names its path and value.
 
-use crate::condition::Condition;
+use crate::condition::{Condition, Family};
 use crate::document::{
     Algorithm, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc, WhenFullDoc,
 };
@@ -25,6 +25,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
         errors: Errors::new(file),
         limits: Vec::new(),
         group_limits: HashMap::new(),
+        families: HashMap::new(),
         default_algorithm: document.settings.default_algorithm,
     };
     let settings = compiler.settings(document);
@@ -79,6 +80,8 @@ struct Compiler {
     /// `(group, tier, limit name)` → the first declaration, to keep shared
     /// counters consistent.
     group_limits: HashMap<(String, String, String), LimitId>,
+    /// Each distinct family, numbered in order of appearance.
+    families: HashMap<Family, usize>,
     default_algorithm: Algorithm,
 }
 
@@ -238,7 +241,7 @@ impl Compiler {
         Rule {
             name: doc.name.clone(),
             shadow: doc.shadow,
-            family: matches.family(),
+            family: self.family_id(matches.family()),
             specificity: matches.specificity(),
             matches,
             skip_if,
@@ -247,6 +250,11 @@ impl Compiler {
             tiers,
             namespace,
         }
+    }
+
+    fn family_id(&mut self, family: Family) -> usize {
+        let next = self.families.len();
+        *self.families.entry(family).or_insert(next)
     }
 
     fn limit_set(

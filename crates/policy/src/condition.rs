@@ -19,8 +19,8 @@ pub struct Condition {
     pub(crate) api_keys: Vec<String>,
 }
 
-/// What a condition constrains, regardless of the values: rules of one
-/// domain with the same family compete, and only the most specific applies.
+/// What a condition constrains, regardless of the values: matching rules
+/// with the same family compete, and only the most specific applies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Family {
     descriptor_keys: Vec<String>,

@@ -1,7 +1,7 @@
 //! The compiled policy and the planner: which limits, under which counter
 //! keys, apply to a request.
 
-use crate::condition::{Condition, Family};
+use crate::condition::Condition;
 use crate::document::Algorithm;
 use crate::key::{counter_key, IpMasks, KeyPart};
 use crate::pattern::Specificity;
@@ -77,7 +77,8 @@ pub struct Rule {
     pub(crate) tiers: Vec<Tier>,
     /// Counter namespace: the group, or the rule itself.
     pub(crate) namespace: String,
-    pub(crate) family: Family,
+    /// Rules with the same family id compete (see [`Family`]).
+    pub(crate) family: usize,
     pub(crate) specificity: Vec<Specificity>,
 }
 
