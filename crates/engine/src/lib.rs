@@ -25,5 +25,5 @@ mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Check, Decision, Outcome};
 pub use engine::Engine;
-pub use limit::{AlgorithmKind, InvalidLimit, Limit};
+pub use limit::{AlgorithmKind, InvalidLimit, Limit, EXACT_LIMIT};
 pub use store::{MemoryStore, MemoryStoreOptions, MemoryStoreStats, Store, StoreError, WhenFull};

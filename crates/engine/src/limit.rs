@@ -22,6 +22,10 @@ pub enum AlgorithmKind {
     Gcra,
 }
 
+/// Every number an algorithm computes stays below this, so the Redis scripts
+/// (Lua doubles) compute exactly what the Rust code does.
+pub const EXACT_LIMIT: u64 = 1 << 53;
+
 /// A limit's parameters are not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -59,6 +63,17 @@ fn period_micros(period: Duration) -> Result<u64, InvalidLimit> {
     Ok(micros)
 }
 
+/// `product` must exist and stay below [`EXACT_LIMIT`].
+fn exact(product: Option<u64>, what: impl FnOnce() -> String) -> Result<(), InvalidLimit> {
+    match product {
+        Some(product) if product < EXACT_LIMIT => Ok(()),
+        _ => Err(InvalidLimit(format!(
+            "{} is too large to compute exactly (use a shorter period or a smaller limit)",
+            what()
+        ))),
+    }
+}
+
 /// Window counters are 32-bit.
 fn window_limit(limit: u64) -> Result<(), InvalidLimit> {
     if limit > WINDOW_MAX_LIMIT {
@@ -79,9 +94,19 @@ impl Limit {
 
     /// At most `limit` hits per sliding `period`, estimated from two fixed
     /// windows (O(1) state).
+    /// The period must be whole milliseconds, and `limit × period in ms`
+    /// below 2^53.
     pub fn sliding_window(limit: u64, period: Duration) -> Result<Self, InvalidLimit> {
         let period = period_micros(period)?;
         window_limit(limit)?;
+        if period % 1000 != 0 {
+            return Err(InvalidLimit(
+                "a sliding window's period must be whole milliseconds".into(),
+            ));
+        }
+        exact(limit.checked_mul(period / 1000), || {
+            format!("a sliding window of {limit} per {} ms", period / 1000)
+        })?;
         Ok(Self::new(Model::SlidingWindow(SlidingWindow {
             limit,
             period,
@@ -119,17 +144,11 @@ impl Limit {
                 "initial tokens ({initial}) exceed the capacity ({capacity})"
             )));
         }
-        if capacity.checked_mul(period).is_none() {
-            return Err(InvalidLimit(format!(
-                "capacity {capacity} times a period of {period} µs is too large"
-            )));
-        }
-        Ok(Self::new(Model::TokenBucket(TokenBucket {
-            capacity,
-            refill,
-            period,
-            initial,
-        })))
+        let bucket = TokenBucket::new(capacity, refill, period, initial);
+        exact(capacity.checked_mul(bucket.token_units), || {
+            format!("a bucket of {capacity} tokens refilled {refill} per {period} µs")
+        })?;
+        Ok(Self::new(Model::TokenBucket(bucket)))
     }
 
     /// GCRA: `rate` hits per `period` spaced evenly, with up to `burst` at once.
@@ -142,9 +161,9 @@ impl Limit {
         }
         // Rounded up: the spacing is never shorter than promised.
         let emission_interval = period.div_ceil(rate);
-        if burst.checked_mul(emission_interval).is_none() {
-            return Err(InvalidLimit(format!("burst {burst} is too large")));
-        }
+        exact(burst.checked_mul(emission_interval), || {
+            format!("a burst of {burst} at one per {emission_interval} µs")
+        })?;
         Ok(Self::new(Model::Gcra(Gcra {
             burst,
             emission_interval,
@@ -207,5 +226,42 @@ impl Limit {
             Model::TokenBucket(a) => a,
             Model::Gcra(a) => a,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn large_daily_limits_stay_exact() {
+        // One token is 86,400 units (gcd of 1,000,000 and 86,400,000,000 µs).
+        assert!(Limit::token_bucket(1_000_000, DAY, 1_000_000, 0).is_ok());
+        assert!(Limit::sliding_window(100_000_000, DAY).is_ok());
+        assert!(Limit::gcra(1_000_000, DAY, 1_000_000).is_ok());
+    }
+
+    #[test]
+    fn products_beyond_two_to_the_53_are_refused() {
+        let error = Limit::sliding_window(200_000_000, DAY).unwrap_err();
+        assert_eq!(
+            error.0,
+            "a sliding window of 200000000 per 86400000 ms is too large to compute exactly (use a shorter period or a smaller limit)"
+        );
+        // 7 and 86,400,000,001 µs share no factor: one token is the whole period.
+        let odd = Duration::from_micros(86_400_000_001);
+        assert!(Limit::token_bucket(7, odd, 200_000, 0).is_err());
+        assert!(Limit::gcra(1, DAY, 200_000).is_err());
+    }
+
+    #[test]
+    fn sliding_windows_need_whole_milliseconds() {
+        let error = Limit::sliding_window(10, Duration::from_micros(1_500)).unwrap_err();
+        assert_eq!(
+            error.0,
+            "a sliding window's period must be whole milliseconds"
+        );
     }
 }

@@ -2,6 +2,10 @@
 //! window's count weighted by how much of it the sliding window still covers
 //! (rounded up, so the estimate never undercounts).
 //!
+//! The previous window's weight moves in whole milliseconds, so every product
+//! stays below 2^53 (`limit × period in ms`, checked when the limit is made)
+//! and the Redis script computes exactly the same numbers in Lua doubles.
+//!
 //! State per key: 16 bytes (window start, 32-bit previous and current counts).
 //! Promise: at most `limit` hits in every aligned window, and fewer than
 //! `2 × limit` in any interval of one period; smooths the burst at window

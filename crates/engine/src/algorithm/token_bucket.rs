@@ -2,8 +2,10 @@
 //! per `period`; a hit takes `cost` tokens. Allows bursts up to the capacity,
 //! then the refill rate.
 //!
-//! Tokens are kept in exact integer units (one token is `period` units; the
-//! bucket gains `refill` units per microsecond), so no rounding ever drifts.
+//! Tokens are kept in exact integer units: with `g = gcd(refill, period)`,
+//! one token is `period / g` units and the bucket gains `refill / g` units
+//! per microsecond, so no rounding ever drifts and a full bucket stays below
+//! 2^53 units (checked when the limit is made), exact in Redis Lua too.
 //! State per key: 16 bytes (token units, last refill time).
 //!
 //! A bucket exists from a key's first check (cost 0 included) and refills
@@ -17,9 +19,12 @@ use super::{state_variant, TypedAlgorithm};
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
     pub capacity: u64,
-    pub refill: u64,
     pub period: u64,
     pub initial: u64,
+    /// Units per token.
+    pub token_units: u64,
+    /// Units gained per microsecond.
+    pub gain: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +34,33 @@ pub(crate) struct BucketState {
 }
 
 impl TokenBucket {
-    fn full_units(&self) -> u64 {
-        self.capacity * self.period
+    /// A bucket of `capacity` tokens refilled `refill` per `period` µs.
+    pub fn new(capacity: u64, refill: u64, period: u64, initial: u64) -> Self {
+        let g = gcd(refill, period);
+        Self {
+            capacity,
+            period,
+            initial,
+            token_units: period / g,
+            gain: refill / g,
+        }
+    }
+
+    pub fn full_units(&self) -> u64 {
+        self.capacity * self.token_units
     }
 
     /// Microseconds until the bucket holds `units` units.
     fn time_to_reach(&self, state: &BucketState, units: u64) -> u64 {
-        units.saturating_sub(state.units).div_ceil(self.refill)
+        units.saturating_sub(state.units).div_ceil(self.gain)
     }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 impl TypedAlgorithm for TokenBucket {
@@ -51,7 +75,7 @@ impl TypedAlgorithm for TokenBucket {
 
     fn fresh(&self, now: u64) -> BucketState {
         BucketState {
-            units: self.initial * self.period,
+            units: self.initial * self.token_units,
             updated: now,
         }
     }
@@ -61,18 +85,18 @@ impl TypedAlgorithm for TokenBucket {
         if now <= state.updated {
             return;
         }
-        let gained = u128::from(now - state.updated) * u128::from(self.refill);
-        let units = (u128::from(state.units) + gained).min(u128::from(self.full_units()));
-        state.units = units as u64;
+        // Never more than a full bucket's worth of time: the product stays exact.
+        let elapsed = (now - state.updated).min(self.full_units().div_ceil(self.gain));
+        state.units = (state.units + elapsed * self.gain).min(self.full_units());
         state.updated = now;
     }
 
     fn available(&self, state: &BucketState, _now: u64) -> u64 {
-        state.units / self.period
+        state.units / self.token_units
     }
 
     fn consume(&self, state: &mut BucketState, _now: u64, cost: u64) {
-        state.units -= cost * self.period;
+        state.units -= cost * self.token_units;
     }
 
     fn reset_after(&self, state: &BucketState, _now: u64) -> u64 {
@@ -80,7 +104,7 @@ impl TypedAlgorithm for TokenBucket {
     }
 
     fn retry_after(&self, state: &BucketState, _now: u64, cost: u64) -> u64 {
-        self.time_to_reach(state, cost * self.period)
+        self.time_to_reach(state, cost * self.token_units)
     }
 
     fn expires_at(&self, state: &BucketState) -> u64 {
