@@ -117,3 +117,40 @@ pub(crate) fn decide_locked(entries: &mut [Locked<'_, '_>], now: u64) -> (bool, 
     }
     (allowed, outcomes)
 }
+
+/// A request's checks grouped by counter: `K` identifies a counter (a key
+/// hash, or the key itself). Stores decide each distinct counter once, in
+/// `K` order, and spread the outcomes back to every check that shares it.
+pub(crate) struct Distinct<K> {
+    /// `(counter, check index)`, sorted; a shared counter's first check first.
+    slots: Vec<(K, usize)>,
+    /// The first slot of each counter.
+    pub firsts: Vec<(K, usize)>,
+}
+
+impl<K: Ord + Copy> Distinct<K> {
+    pub fn new(counters: impl Iterator<Item = K>) -> Self {
+        let mut slots: Vec<(K, usize)> = counters.enumerate().map(|(i, k)| (k, i)).collect();
+        slots.sort_unstable();
+        let mut firsts = slots.clone();
+        firsts.dedup_by_key(|(counter, _)| *counter);
+        Self { slots, firsts }
+    }
+
+    /// Outcomes in request order, from one outcome per distinct counter (in
+    /// `firsts` order).
+    pub fn spread(&self, decided: Vec<Outcome>) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::default(); self.slots.len()];
+        let mut decided = decided.into_iter();
+        let mut current: Option<(K, Outcome)> = None;
+        for &(counter, index) in &self.slots {
+            if current.is_none_or(|(seen, _)| seen != counter) {
+                current = decided.next().map(|outcome| (counter, outcome));
+            }
+            if let Some((_, outcome)) = current {
+                outcomes[index] = outcome;
+            }
+        }
+        outcomes
+    }
+}

@@ -26,4 +26,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Check, Decision, Outcome};
 pub use engine::Engine;
 pub use limit::{AlgorithmKind, InvalidLimit, Limit, EXACT_LIMIT};
-pub use store::{MemoryStore, MemoryStoreOptions, MemoryStoreStats, Store, StoreError, WhenFull};
+pub use store::{
+    MemoryStore, MemoryStoreOptions, MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats,
+    RedisTopology, Store, StoreError, TimeSource, WhenFull, SCRIPT,
+};

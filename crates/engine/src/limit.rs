@@ -107,10 +107,9 @@ impl Limit {
         exact(limit.checked_mul(period / 1000), || {
             format!("a sliding window of {limit} per {} ms", period / 1000)
         })?;
-        Ok(Self::new(Model::SlidingWindow(SlidingWindow {
-            limit,
-            period,
-        })))
+        Ok(Self::new(Model::SlidingWindow(SlidingWindow::new(
+            limit, period,
+        ))))
     }
 
     /// Exactly at most `limit` hits in any `period` (O(limit) state; limits up
@@ -145,7 +144,12 @@ impl Limit {
             )));
         }
         let bucket = TokenBucket::new(capacity, refill, period, initial);
-        exact(capacity.checked_mul(bucket.token_units), || {
+        // A refill adds at most a full bucket plus one step to what is there.
+        let peak = capacity
+            .checked_mul(bucket.token_units)
+            .and_then(|full| full.checked_mul(2))
+            .and_then(|twice| twice.checked_add(bucket.gain));
+        exact(peak, || {
             format!("a bucket of {capacity} tokens refilled {refill} per {period} µs")
         })?;
         Ok(Self::new(Model::TokenBucket(bucket)))
@@ -216,6 +220,18 @@ impl Limit {
     /// The window or refill period in microseconds.
     pub fn period_micros(&self) -> u64 {
         self.algorithm().period()
+    }
+
+    /// The algorithm and its parameters as the Redis script takes them:
+    /// code, capacity, period (µs) and three algorithm-specific numbers.
+    pub(crate) fn script_parameters(&self) -> [u64; 6] {
+        match &self.model {
+            Model::FixedWindow(a) => [1, a.limit, a.period, 0, 0, 0],
+            Model::SlidingWindow(a) => [2, a.limit, a.period, a.count_cap, 0, 0],
+            Model::SlidingLog(a) => [3, a.limit, a.period, 0, 0, 0],
+            Model::TokenBucket(a) => [4, a.capacity, a.period, a.initial, a.token_units, a.gain],
+            Model::Gcra(a) => [5, a.burst, a.period, a.emission_interval, 0, 0],
+        }
     }
 
     pub(crate) fn algorithm(&self) -> &dyn Algorithm {

@@ -19,6 +19,9 @@ use super::{
 pub(crate) struct SlidingWindow {
     pub limit: u64,
     pub period: u64,
+    /// Counts saturate here (at least `limit`; reached only by counting
+    /// denied hits), keeping `count × period in ms` below 2^53.
+    pub count_cap: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,24 +32,36 @@ pub(crate) struct SlidingState {
 }
 
 impl SlidingWindow {
-    /// The previous window's weight at `now`, rounded up.
-    fn weighted_previous(&self, state: &SlidingState, now: u64) -> u64 {
-        let elapsed = now.saturating_sub(state.start).min(self.period);
-        mul_div_ceil(
-            u64::from(state.previous),
-            self.period - elapsed,
-            self.period,
-        )
+    pub fn new(limit: u64, period: u64) -> Self {
+        let count_cap =
+            ((crate::limit::EXACT_LIMIT - 1) / (period / 1000)).min(u64::from(u32::MAX));
+        Self {
+            limit,
+            period,
+            count_cap,
+        }
     }
 
-    /// Offset into a window at which a previous count of `previous` weighs at
-    /// most `allowance`.
+    fn period_ms(&self) -> u64 {
+        self.period / 1000
+    }
+
+    /// The previous window's weight at `now`, rounded up; the weight moves
+    /// in whole milliseconds.
+    fn weighted_previous(&self, state: &SlidingState, now: u64) -> u64 {
+        let period = self.period_ms();
+        let elapsed = (now.saturating_sub(state.start) / 1000).min(period);
+        mul_div_ceil(u64::from(state.previous), period - elapsed, period)
+    }
+
+    /// Offset (µs) into a window at which a previous count of `previous`
+    /// weighs at most `allowance`.
     fn offset_where_weight_fits(&self, previous: u64, allowance: u64) -> u64 {
         if previous == 0 {
             return 0;
         }
-        self.period
-            .saturating_sub(mul_div_floor(allowance, self.period, previous))
+        let period = self.period_ms();
+        1000 * period.saturating_sub(mul_div_floor(allowance, period, previous))
     }
 }
 
@@ -87,7 +102,7 @@ impl TypedAlgorithm for SlidingWindow {
     }
 
     fn consume(&self, state: &mut SlidingState, _now: u64, cost: u64) {
-        state.current = saturating_u32(u64::from(state.current) + cost);
+        state.current = saturating_u32((u64::from(state.current) + cost).min(self.count_cap));
     }
 
     fn reset_after(&self, state: &SlidingState, now: u64) -> u64 {

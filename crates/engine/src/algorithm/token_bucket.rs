@@ -9,9 +9,10 @@
 //! State per key: 16 bytes (token units, last refill time).
 //!
 //! A bucket exists from a key's first check (cost 0 included) and refills
-//! from then. A bucket idle until full is reclaimed; when `initial` is below
-//! `capacity` its client then starts again from `initial` tokens, which is
-//! never more permissive than keeping the full bucket.
+//! from then. A bucket that starts full is forgotten once full again (the two
+//! are the same). One that starts with `initial` below `capacity` is kept
+//! full for one more refill of its capacity, then forgotten: its client starts
+//! again from `initial` tokens, never more permissive than the full bucket.
 //! Promise: at most `capacity + refill × t / period` hits in any interval `t`.
 
 use super::{state_variant, TypedAlgorithm};
@@ -80,22 +81,30 @@ impl TypedAlgorithm for TokenBucket {
         }
     }
 
+    /// A full bucket keeps `updated` at the moment it filled, so later checks
+    /// do not move its expiry.
     fn refresh(&self, state: &mut BucketState, now: u64) {
         // A clock that steps back refills nothing and never moves `updated` back.
         if now <= state.updated {
             return;
         }
-        // Never more than a full bucket's worth of time: the product stays exact.
-        let elapsed = (now - state.updated).min(self.full_units().div_ceil(self.gain));
-        state.units = (state.units + elapsed * self.gain).min(self.full_units());
-        state.updated = now;
+        let to_full = self.time_to_reach(state, self.full_units());
+        if now - state.updated >= to_full {
+            state.units = self.full_units();
+            state.updated += to_full;
+        } else {
+            state.units += (now - state.updated) * self.gain;
+            state.updated = now;
+        }
     }
 
     fn available(&self, state: &BucketState, _now: u64) -> u64 {
         state.units / self.token_units
     }
 
-    fn consume(&self, state: &mut BucketState, _now: u64, cost: u64) {
+    fn consume(&self, state: &mut BucketState, now: u64, cost: u64) {
+        // Refilling restarts now (a full bucket's `updated` is in the past).
+        state.updated = now;
         state.units -= cost * self.token_units;
     }
 
@@ -107,8 +116,16 @@ impl TypedAlgorithm for TokenBucket {
         self.time_to_reach(state, cost * self.token_units)
     }
 
+    /// A full bucket is a fresh one when it starts full. One that starts
+    /// below capacity is kept full for one more refill of its capacity, then
+    /// forgotten: its client starts again from `initial` tokens.
     fn expires_at(&self, state: &BucketState) -> u64 {
-        state.updated + self.time_to_reach(state, self.full_units())
+        let full_at = state.updated + self.time_to_reach(state, self.full_units());
+        if self.initial == self.capacity {
+            full_at
+        } else {
+            full_at + self.full_units().div_ceil(self.gain)
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 use super::{Store, StoreError};
 use crate::algorithm::State;
 use crate::clock::Clock;
-use crate::decision::{decide_locked, Check, Decision, Locked, Outcome};
+use crate::decision::{decide_locked, Check, Decision, Distinct, Locked};
 use crate::Limit;
 use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
@@ -125,13 +125,6 @@ impl Hash for KeyHash {
     }
 }
 
-/// A check's hashed key and the position of the check in the request.
-#[derive(Clone, Copy)]
-struct Slot {
-    hash: KeyHash,
-    index: usize,
-}
-
 impl MemoryStore {
     /// An empty store.
     pub fn new(options: MemoryStoreOptions) -> Self {
@@ -176,7 +169,7 @@ impl MemoryStore {
                 continue; // The sweeper dropped it meanwhile: look up again.
             }
             let mut spare = State::Empty;
-            let mut entry = [self.entry(check, cell.as_deref_mut(), &mut spare)];
+            let mut entry = [self.entry(check, now, cell.as_deref_mut(), &mut spare)];
             let (allowed, outcomes) = decide_locked(&mut entry, now);
             if let Some(cell) = &mut cell {
                 cell.note_expiry(check.limit);
@@ -189,22 +182,12 @@ impl MemoryStore {
     /// hash), so concurrent requests cannot deadlock; checks sharing a key
     /// share its counter and the first one's outcome.
     fn decide_many(&self, checks: &[Check<'_>], now: u64) -> Decision {
-        let mut slots: Vec<Slot> = checks
-            .iter()
-            .enumerate()
-            .map(|(index, check)| Slot {
-                hash: KeyHash::of(check.key, self.seed),
-                index,
-            })
-            .collect();
-        slots.sort_unstable_by_key(|slot| (slot.hash, slot.index));
-        let mut distinct = slots.clone();
-        distinct.dedup_by_key(|slot| slot.hash);
-
+        let batch = Distinct::new(checks.iter().map(|check| KeyHash::of(check.key, self.seed)));
         let (allowed, decided) = loop {
-            let counters: Vec<Option<Arc<Counter>>> = distinct
+            let counters: Vec<Option<Arc<Counter>>> = batch
+                .firsts
                 .iter()
-                .map(|slot| self.counter(slot.hash))
+                .map(|&(hash, _)| self.counter(hash))
                 .collect();
             let mut cells: Vec<Option<MutexGuard<'_, Cell>>> = counters
                 .iter()
@@ -213,54 +196,53 @@ impl MemoryStore {
             if cells.iter().flatten().any(|cell| cell.is_reclaimed()) {
                 continue; // The sweeper dropped one meanwhile: look up again.
             }
-            let mut spares: Vec<State> = distinct.iter().map(|_| State::Empty).collect();
-            let mut entries: Vec<Locked<'_, '_>> = distinct
+            let mut spares: Vec<State> = cells.iter().map(|_| State::Empty).collect();
+            let mut entries: Vec<Locked<'_, '_>> = batch
+                .firsts
                 .iter()
                 .zip(cells.iter_mut())
                 .zip(spares.iter_mut())
-                .map(|((slot, cell), spare)| {
-                    self.entry(&checks[slot.index], cell.as_deref_mut(), spare)
+                .map(|((&(_, index), cell), spare)| {
+                    self.entry(&checks[index], now, cell.as_deref_mut(), spare)
                 })
                 .collect();
             let decided = decide_locked(&mut entries, now);
             drop(entries);
-            for (slot, cell) in distinct.iter().zip(cells.iter_mut()) {
+            for (&(_, index), cell) in batch.firsts.iter().zip(cells.iter_mut()) {
                 if let Some(cell) = cell {
-                    cell.note_expiry(checks[slot.index].limit);
+                    cell.note_expiry(checks[index].limit);
                 }
             }
             break decided;
         };
-        // Back to request order.
-        let mut outcomes = vec![Outcome::default(); checks.len()];
-        let mut decided = decided.into_iter();
-        let mut current = None;
-        for slot in &slots {
-            if current.is_none_or(|(hash, _)| hash != slot.hash) {
-                current = decided.next().map(|outcome| (slot.hash, outcome));
-            }
-            if let Some((_, outcome)) = current {
-                outcomes[slot.index] = outcome;
-            }
+        Decision {
+            allowed,
+            outcomes: batch.spread(decided),
         }
-        Decision { allowed, outcomes }
     }
 
-    /// Pairs `check` with its counter's state; without a counter (the store
-    /// is full) with a throwaway `spare` state, refused under
+    /// Pairs `check` with its counter's state (afresh if it expired by
+    /// `now`, exactly as the Redis store sees it); without a counter (the
+    /// store is full) with a throwaway `spare` state, refused under
     /// `WhenFull::Deny`.
     fn entry<'c, 's>(
         &self,
         check: &'c Check<'c>,
+        now: u64,
         cell: Option<&'s mut Cell>,
         spare: &'s mut State,
     ) -> Locked<'c, 's> {
         match cell {
-            Some(cell) => Locked {
-                check,
-                state: &mut cell.state,
-                refused: false,
-            },
+            Some(cell) => {
+                if cell.expires_at <= now {
+                    cell.state = State::Empty;
+                }
+                Locked {
+                    check,
+                    state: &mut cell.state,
+                    refused: false,
+                }
+            }
             None => {
                 let refused = self.options.when_full == WhenFull::Deny;
                 let tally = if refused {

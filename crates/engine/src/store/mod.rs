@@ -3,8 +3,10 @@
 //! requests never see a half-applied decision.
 
 mod memory;
+mod redis;
 
 pub use memory::{MemoryStore, MemoryStoreOptions, MemoryStoreStats, WhenFull};
+pub use redis::{RedisOptions, RedisStore, RedisStoreStats, RedisTopology, TimeSource, SCRIPT};
 
 use crate::decision::{Check, Decision};
 use async_trait::async_trait;

@@ -1,0 +1,426 @@
+//! The Redis store: every algorithm run atomically by one Lua script, in one
+//! round trip per request (per cluster slot group), through `fred`.
+//!
+//! The script (`lua/`: one file per algorithm, mirroring the Rust modules
+//! line for line, and a driver mirroring `decision.rs`) is loaded with
+//! SCRIPT LOAD and run with EVALSHA. A NOSCRIPT reply (Redis restarted, SCRIPT
+//! FLUSH, a failover to a replica) reloads it and retries once, counted in
+//! [`RedisStoreStats::noscript_reloads`]. Every key gets a TTL reaching its
+//! state's expiry in the same script call, so no key lives forever.
+//!
+//! In a Redis Cluster the keys of one rule for one client share a hash tag
+//! (the policy puts `{…}` around everything but the limit name), so a rule's
+//! limits are decided together. Checks whose keys land on different slots are
+//! sent as one script call per slot, in parallel: each slot group is all or
+//! nothing, and the request is allowed only if every group allows it (a group
+//! that allowed has then consumed even if another denied).
+
+use super::{Store, StoreError};
+use crate::decision::{Check, Decision, Distinct, Outcome};
+use async_trait::async_trait;
+use fred::error::Error as FredError;
+use fred::interfaces::{ClientLike, LuaInterface};
+use fred::prelude::{Builder, Config, Pool, ReconnectPolicy, Server, ServerConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The script, assembled from the shared arithmetic, one file per algorithm
+/// and the driver.
+pub const SCRIPT: &str = concat!(
+    include_str!("lua/prelude.lua"),
+    include_str!("lua/fixed_window.lua"),
+    include_str!("lua/sliding_window.lua"),
+    include_str!("lua/sliding_log.lua"),
+    include_str!("lua/token_bucket.lua"),
+    include_str!("lua/gcra.lua"),
+    include_str!("lua/decide.lua"),
+);
+
+/// Where the Redis deployment is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server: `redis://[user:password@]host:port[/db]`.
+    Standalone {
+        /// The server's URL.
+        url: String,
+    },
+    /// The master of `service`, as the sentinels (`host:port`) report it.
+    Sentinel {
+        /// The monitored service's name.
+        service: String,
+        /// Sentinel addresses, `host:port`.
+        sentinels: Vec<String>,
+    },
+    /// A Redis Cluster, discovered from any of `nodes` (`host:port`).
+    Cluster {
+        /// Seed nodes.
+        nodes: Vec<String>,
+    },
+}
+
+/// Whose clock the script decides with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeSource {
+    /// The engine's clock, passed to the script (exact in tests; replicas
+    /// agree within their clock skew).
+    #[default]
+    Engine,
+    /// Redis's `TIME`: callers' clock skew cannot matter.
+    Redis,
+}
+
+/// How to reach and use a Redis deployment.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// The backend's name in errors, health and metrics.
+    pub name: String,
+    /// Where it is.
+    pub topology: RedisTopology,
+    /// ACL user (overrides one in the URL).
+    pub username: Option<String>,
+    /// Password (overrides one in the URL).
+    pub password: Option<String>,
+    /// Connections shared by all requests (commands are pipelined on them).
+    pub pool_size: usize,
+    /// Longest wait for one command.
+    pub command_timeout: Duration,
+    /// Longest wait for the first connection.
+    pub connect_timeout: Duration,
+    /// Prepended to every key, so deployments can share one Redis. Must not
+    /// contain `{` or `}`.
+    pub key_prefix: String,
+    /// Whose clock decides.
+    pub time_source: TimeSource,
+}
+
+impl RedisOptions {
+    /// Options for `topology` with the defaults: 4 connections, 20 ms per
+    /// command, 5 s to connect, prefix `rl:`, the engine's clock.
+    pub fn new(name: &str, topology: RedisTopology) -> Self {
+        Self {
+            name: name.to_string(),
+            topology,
+            username: None,
+            password: None,
+            pool_size: 4,
+            command_timeout: Duration::from_millis(20),
+            connect_timeout: Duration::from_secs(5),
+            key_prefix: "rl:".into(),
+            time_source: TimeSource::Engine,
+        }
+    }
+}
+
+/// What the store has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedisStoreStats {
+    /// Script calls (EVALSHA), retries included.
+    pub script_calls: u64,
+    /// Times the script was missing (NOSCRIPT) and was loaded again.
+    pub noscript_reloads: u64,
+}
+
+/// Counters in Redis.
+pub struct RedisStore {
+    options: RedisOptions,
+    pool: Pool,
+    clustered: bool,
+    script_sha: String,
+    script_calls: AtomicU64,
+    noscript_reloads: AtomicU64,
+}
+
+fn server(address: &str) -> Result<Server, String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{address}` is not host:port"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("`{address}` has no valid port"))?;
+    Ok(Server::new(host, port))
+}
+
+fn fred_config(options: &RedisOptions) -> Result<Config, String> {
+    let mut config = match &options.topology {
+        RedisTopology::Standalone { url } => {
+            Config::from_url(url).map_err(|error| format!("bad URL `{url}`: {error}"))?
+        }
+        RedisTopology::Sentinel { service, sentinels } => Config {
+            server: ServerConfig::Sentinel {
+                hosts: sentinels
+                    .iter()
+                    .map(|s| server(s))
+                    .collect::<Result<_, _>>()?,
+                service_name: service.clone(),
+                username: options.username.clone(),
+                password: options.password.clone(),
+            },
+            ..Config::default()
+        },
+        RedisTopology::Cluster { nodes } => Config {
+            server: ServerConfig::Clustered {
+                hosts: nodes.iter().map(|n| server(n)).collect::<Result<_, _>>()?,
+                policy: Default::default(),
+            },
+            ..Config::default()
+        },
+    };
+    if options.username.is_some() {
+        config.username = options.username.clone();
+    }
+    if options.password.is_some() {
+        config.password = options.password.clone();
+    }
+    config.fail_fast = true;
+    Ok(config)
+}
+
+impl RedisStore {
+    /// Connects, loads the script, and fails with an error naming the backend
+    /// when Redis is unreachable or refuses the credentials.
+    pub async fn connect(options: RedisOptions) -> Result<Self, StoreError> {
+        let name = options.name.clone();
+        let error = |message: String| StoreError {
+            backend: name.clone(),
+            message,
+        };
+        if options.key_prefix.contains(['{', '}']) {
+            return Err(error(format!(
+                "key prefix `{}` must not contain braces (they are Redis Cluster hash tags)",
+                options.key_prefix
+            )));
+        }
+        let config = fred_config(&options).map_err(error)?;
+        let command_timeout = options.command_timeout;
+        let connect_timeout = options.connect_timeout;
+        let pool = Builder::from_config(config)
+            .with_performance_config(|performance| {
+                performance.default_command_timeout = command_timeout;
+            })
+            .with_connection_config(|connection| {
+                connection.connection_timeout = connect_timeout;
+                connection.internal_command_timeout = connect_timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_pool(options.pool_size.max(1))
+            .map_err(|e| error(format!("cannot configure the client: {e}")))?;
+        let describe = describe(&options.topology);
+        match tokio::time::timeout(connect_timeout, pool.init()).await {
+            Ok(Ok(_connection_tasks)) => {}
+            Ok(Err(e)) => {
+                let _ = pool.quit().await;
+                return Err(error(format!("cannot connect to {describe}: {e}")));
+            }
+            Err(_) => {
+                let _ = pool.quit().await;
+                return Err(error(format!(
+                    "cannot connect to {describe}: no answer within {connect_timeout:?}"
+                )));
+            }
+        }
+        let clustered = matches!(options.topology, RedisTopology::Cluster { .. });
+        let mut store = Self {
+            options,
+            pool,
+            clustered,
+            script_sha: String::new(),
+            script_calls: AtomicU64::new(0),
+            noscript_reloads: AtomicU64::new(0),
+        };
+        store.script_sha = store
+            .load_script()
+            .await
+            .map_err(|e| error(format!("cannot load the script into {describe}: {e}")))?;
+        Ok(store)
+    }
+
+    /// What the store has done so far.
+    pub fn stats(&self) -> RedisStoreStats {
+        RedisStoreStats {
+            script_calls: self.script_calls.load(Ordering::Relaxed),
+            noscript_reloads: self.noscript_reloads.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The prefixed Redis key of a counter.
+    pub fn redis_key(&self, key: &str) -> String {
+        format!("{}{key}", self.options.key_prefix)
+    }
+
+    async fn load_script(&self) -> Result<String, FredError> {
+        if self.clustered {
+            self.pool.next().script_load_cluster(SCRIPT).await
+        } else {
+            self.pool.next().script_load(SCRIPT).await
+        }
+    }
+
+    /// EVALSHA, reloading the script once on NOSCRIPT.
+    async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, FredError> {
+        self.script_calls.fetch_add(1, Ordering::Relaxed);
+        let client = self.pool.next();
+        match client
+            .evalsha(&self.script_sha, keys.clone(), args.clone())
+            .await
+        {
+            Err(error) if error.details().starts_with("NOSCRIPT") => {
+                self.noscript_reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(backend = %self.options.name, "script missing in Redis (NOSCRIPT): loading it again");
+                self.load_script().await?;
+                self.script_calls.fetch_add(1, Ordering::Relaxed);
+                client.evalsha(&self.script_sha, keys, args).await
+            }
+            result => result,
+        }
+    }
+
+    /// Decides one slot group: `members` index `keys` and `firsts`.
+    async fn decide_group(
+        &self,
+        members: &[usize],
+        keys: &[String],
+        firsts: &[(&str, usize)],
+        checks: &[Check<'_>],
+        now: u64,
+    ) -> Result<(bool, Vec<Outcome>), StoreError> {
+        let mut args = Vec::with_capacity(1 + 9 * members.len());
+        args.push(match self.options.time_source {
+            TimeSource::Engine => now.to_string(),
+            TimeSource::Redis => "redis".to_string(),
+        });
+        for &member in members {
+            let check = &checks[firsts[member].1];
+            args.extend(check.limit.script_parameters().iter().map(u64::to_string));
+            args.push(check.cost.to_string());
+            args.push(u8::from(check.enforced).to_string());
+            args.push(u8::from(check.limit.counts_denied()).to_string());
+        }
+        let group_keys = members.iter().map(|&m| keys[m].clone()).collect();
+        let reply = self.call(group_keys, args).await.map_err(|e| StoreError {
+            backend: self.options.name.clone(),
+            message: e.to_string(),
+        })?;
+        parse_reply(&reply, members.len()).ok_or_else(|| StoreError {
+            backend: self.options.name.clone(),
+            message: format!("unexpected script reply {reply:?}"),
+        })
+    }
+}
+
+fn describe(topology: &RedisTopology) -> String {
+    match topology {
+        RedisTopology::Standalone { url } => redact(url),
+        RedisTopology::Sentinel { service, sentinels } => {
+            format!("sentinel service `{service}` via {}", sentinels.join(", "))
+        }
+        RedisTopology::Cluster { nodes } => format!("cluster {}", nodes.join(", ")),
+    }
+}
+
+/// A URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `{allowed, (over, limit, remaining, reset_after, retry_after) × n}`.
+fn parse_reply(reply: &[i64], checks: usize) -> Option<(bool, Vec<Outcome>)> {
+    let (&allowed, rest) = reply.split_first()?;
+    if rest.len() != 5 * checks {
+        return None;
+    }
+    let number = |value: i64| u64::try_from(value).ok();
+    let outcomes = rest
+        .chunks_exact(5)
+        .map(|fields| {
+            Some(Outcome {
+                over_limit: fields[0] == 1,
+                limit: number(fields[1])?,
+                remaining: number(fields[2])?,
+                reset_after: number(fields[3])?,
+                retry_after: number(fields[4])?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((allowed == 1, outcomes))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn name(&self) -> &str {
+        &self.options.name
+    }
+
+    async fn decide(&self, checks: &[Check<'_>], now: u64) -> Result<Decision, StoreError> {
+        let batch = Distinct::new(checks.iter().map(|check| check.key));
+        let keys: Vec<String> = batch
+            .firsts
+            .iter()
+            .map(|(key, _)| self.redis_key(key))
+            .collect();
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (member, key) in keys.iter().enumerate() {
+            let slot = if self.clustered {
+                fred::util::redis_keyslot(key.as_bytes())
+            } else {
+                0
+            };
+            match groups
+                .iter_mut()
+                .find(|(group_slot, _)| *group_slot == slot)
+            {
+                Some((_, members)) => members.push(member),
+                None => groups.push((slot, vec![member])),
+            }
+        }
+        let decided_groups = futures_util::future::join_all(
+            groups
+                .iter()
+                .map(|(_, members)| self.decide_group(members, &keys, &batch.firsts, checks, now)),
+        )
+        .await;
+        let mut allowed = true;
+        let mut decided = vec![Outcome::default(); keys.len()];
+        for ((_, members), result) in groups.iter().zip(decided_groups) {
+            let (group_allowed, outcomes) = result?;
+            allowed &= group_allowed;
+            for (&member, outcome) in members.iter().zip(outcomes) {
+                decided[member] = outcome;
+            }
+        }
+        Ok(Decision {
+            allowed,
+            outcomes: batch.spread(decided),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_in_errors() {
+        assert_eq!(
+            redact("redis://app:s3cret@10.0.0.1:6379/0"),
+            "redis://app:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://10.0.0.1:6379"), "redis://10.0.0.1:6379");
+    }
+
+    #[test]
+    fn replies_must_have_five_numbers_per_check() {
+        assert_eq!(
+            parse_reply(&[1, 0, 10, 9, 60, 0], 1).unwrap().1[0].remaining,
+            9
+        );
+        assert!(parse_reply(&[1, 0, 10, 9, 60], 1).is_none());
+        assert!(parse_reply(&[1, 0, 10, -1, 60, 0], 1).is_none());
+    }
+}

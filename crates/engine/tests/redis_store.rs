@@ -1,0 +1,359 @@
+//! The Redis store against real redis-server processes: it decides exactly as
+//! the in-process store does, recovers from a flushed script cache, gives
+//! every key a TTL, takes one EVALSHA per request, and fails clearly.
+
+use proptest::prelude::*;
+use ratelimitd_engine::{
+    Check, Decision, Limit, MemoryStore, MemoryStoreOptions, RedisOptions, RedisStore,
+    RedisTopology, Store, TimeSource,
+};
+use ratelimitd_testkit::{require_redis, RedisServer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+const SECOND: u64 = 1_000_000;
+const START: u64 = 1_700_000_000 * SECOND + 123_456;
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+/// One server for the property tests; each case uses its own key prefix.
+static SHARED: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
+static CASE: AtomicU64 = AtomicU64::new(0);
+
+fn options(url: String, prefix: &str) -> RedisOptions {
+    RedisOptions {
+        key_prefix: prefix.to_string(),
+        command_timeout: Duration::from_secs(2),
+        ..RedisOptions::new("redis-test", RedisTopology::Standalone { url })
+    }
+}
+
+fn connect(url: String, prefix: &str) -> RedisStore {
+    RUNTIME
+        .block_on(RedisStore::connect(options(url, prefix)))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn decide(store: &RedisStore, checks: &[Check<'_>], now: u64) -> Decision {
+    RUNTIME.block_on(store.decide(checks, now)).unwrap()
+}
+
+fn limits() -> Vec<Limit> {
+    let second = Duration::from_secs(1);
+    let minute = Duration::from_secs(60);
+    vec![
+        Limit::fixed_window(5, minute).unwrap(),
+        Limit::fixed_window(3, second)
+            .unwrap()
+            .counting_denied()
+            .unwrap(),
+        Limit::sliding_window(7, Duration::from_secs(2)).unwrap(),
+        Limit::sliding_window(4, second)
+            .unwrap()
+            .counting_denied()
+            .unwrap(),
+        Limit::sliding_log(6, Duration::from_secs(3)).unwrap(),
+        Limit::token_bucket(3, second, 8, 8).unwrap(),
+        Limit::token_bucket(7, Duration::from_millis(1_300), 5, 1).unwrap(),
+        Limit::gcra(10, second, 4).unwrap(),
+        Limit::gcra(3, Duration::from_secs(2), 2).unwrap(),
+    ]
+}
+
+/// A request: which limits (by index), on which client, at which cost.
+#[derive(Debug, Clone)]
+struct Step {
+    gap: u64,
+    client: u8,
+    limits: Vec<usize>,
+    cost: u64,
+    shadow_last: bool,
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let count = limits().len();
+    let gap = prop_oneof![
+        3 => Just(0u64),
+        5 => 0u64..300_000,
+        2 => 0u64..4 * SECOND,
+        1 => Just(SECOND),
+    ];
+    prop::collection::vec(
+        (
+            gap,
+            0u8..3,
+            prop::collection::vec(0..count, 1..4),
+            0u64..=3,
+            any::<bool>(),
+        )
+            .prop_map(|(gap, client, limits, cost, shadow_last)| Step {
+                gap,
+                client,
+                limits,
+                cost,
+                shadow_last,
+            }),
+        1..60,
+    )
+}
+
+/// `{rule|client}limit`, as the policy makes keys: a rule's limits share a slot.
+fn key(client: u8, limit: usize) -> String {
+    format!("{{rule|client-{client}}}limit-{limit}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The same requests at the same times get identical decisions (allowed,
+    /// remaining, reset, retry-after) from both stores, for every algorithm,
+    /// alone and together, with shadow checks and duplicate keys.
+    #[test]
+    fn redis_decides_exactly_as_the_in_process_store(steps in steps()) {
+        if !require_redis() {
+            return Ok(());
+        }
+        let prefix = format!("eq{}:", CASE.fetch_add(1, Ordering::Relaxed));
+        let redis = connect(SHARED.url(), &prefix);
+        let memory = MemoryStore::new(MemoryStoreOptions::default());
+        let limits = limits();
+        let mut now = START;
+        for step in &steps {
+            now += step.gap;
+            let keys: Vec<String> = step.limits.iter().map(|&l| key(step.client, l)).collect();
+            let checks: Vec<Check<'_>> = step
+                .limits
+                .iter()
+                .zip(&keys)
+                .enumerate()
+                .map(|(i, (&l, key))| Check {
+                    key,
+                    limit: &limits[l],
+                    cost: step.cost,
+                    enforced: !(step.shadow_last && i + 1 == keys.len() && keys.len() > 1),
+                })
+                .collect();
+            let expected = memory.decide_at(&checks, now);
+            let seen = decide(&redis, &checks, now);
+            prop_assert_eq!(seen, expected, "{:?} at {}", step, now);
+        }
+    }
+}
+
+#[test]
+fn a_flushed_script_cache_is_reloaded_without_a_failed_decision() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = connect(server.url(), "noscript:");
+    let limit = Limit::fixed_window(3, Duration::from_secs(60)).unwrap();
+    let check = [Check {
+        key: "{a}x",
+        limit: &limit,
+        cost: 1,
+        enforced: true,
+    }];
+    assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 2);
+    assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
+    assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 1);
+    assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 0);
+    let stats = store.stats();
+    assert_eq!(stats.noscript_reloads, 1);
+    assert_eq!(stats.script_calls, 4, "three decisions and one retry");
+}
+
+#[test]
+fn every_key_has_a_ttl_reaching_its_expiry() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = connect(server.url(), "ttl:");
+    let now = START;
+    for (index, limit) in limits().iter().enumerate() {
+        let key = key(0, index);
+        let check = [Check {
+            key: &key,
+            limit,
+            cost: 1,
+            enforced: true,
+        }];
+        decide(&store, &check, now);
+        let ttl: i64 = server
+            .cli(&["PTTL", &format!("ttl:{key}")])
+            .parse()
+            .unwrap();
+        assert!(ttl > 0, "{limit:?}: PTTL {ttl}");
+        assert!(
+            ttl <= (limit.period_micros() * 2 / 1000 + 1) as i64 * 2,
+            "{limit:?}: PTTL {ttl}"
+        );
+    }
+    // A limit of 60 per minute admitting one hit: the key lives to the window's end.
+    let minute = Limit::fixed_window(60, Duration::from_secs(60)).unwrap();
+    let aligned = 1_700_000_040 * SECOND;
+    decide(
+        &store,
+        &[Check {
+            key: "{m}w",
+            limit: &minute,
+            cost: 1,
+            enforced: true,
+        }],
+        aligned + 15 * SECOND,
+    );
+    let ttl: i64 = server.cli(&["PTTL", "ttl:{m}w"]).parse().unwrap();
+    assert!((44_000..=45_000).contains(&ttl), "PTTL {ttl}");
+    assert_eq!(server.cli(&["PTTL", "ttl:{nothing}"]), "-2");
+}
+
+#[test]
+fn one_evalsha_per_request_however_many_limits() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = connect(server.url(), "calls:");
+    let limits = limits();
+    let keys: Vec<String> = (0..limits.len()).map(|l| key(1, l)).collect();
+    let checks: Vec<Check<'_>> = limits
+        .iter()
+        .zip(&keys)
+        .map(|(limit, key)| Check {
+            key,
+            limit,
+            cost: 1,
+            enforced: true,
+        })
+        .collect();
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    for step in 0..25 {
+        decide(&store, &checks, START + step * 1_000);
+    }
+    let stats = server.cli(&["INFO", "commandstats"]);
+    let evalsha = stats
+        .lines()
+        .find(|line| line.starts_with("cmdstat_evalsha:"))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(
+        evalsha.starts_with("cmdstat_evalsha:calls=25,"),
+        "{evalsha}"
+    );
+    let commands: Vec<&str> = stats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_"))
+        .filter(|line| {
+            !line.starts_with("cmdstat_evalsha")
+                && !line.starts_with("cmdstat_get:")
+                && !line.starts_with("cmdstat_set:")
+                && !line.starts_with("cmdstat_del:")
+                && !line.starts_with("cmdstat_config")
+                && !line.starts_with("cmdstat_info")
+        })
+        .collect();
+    assert!(
+        commands.is_empty(),
+        "other commands from clients: {commands:?}"
+    );
+}
+
+#[test]
+fn redis_time_decides_with_the_servers_clock() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = RUNTIME
+        .block_on(RedisStore::connect(RedisOptions {
+            time_source: TimeSource::Redis,
+            ..options(server.url(), "time:")
+        }))
+        .unwrap();
+    let limit = Limit::fixed_window(2, Duration::from_secs(3600)).unwrap();
+    let check = [Check {
+        key: "{t}x",
+        limit: &limit,
+        cost: 1,
+        enforced: true,
+    }];
+    // The engine's `now` is ignored: a time far in the past changes nothing.
+    assert!(decide(&store, &check, 0).allowed);
+    assert!(decide(&store, &check, 0).allowed);
+    let denied = decide(&store, &check, 0);
+    assert!(!denied.allowed);
+    let reset = denied.outcomes[0].reset_after;
+    assert!(
+        reset > 0 && reset <= 3600 * SECOND,
+        "reset {reset} from Redis's clock"
+    );
+}
+
+#[test]
+fn bad_credentials_and_unreachable_servers_fail_clearly() {
+    if !require_redis() {
+        return;
+    }
+    let server =
+        RedisServer::start_with(ratelimitd_testkit::RedisOptions::default().with_password("right"));
+    let wrong = format!("redis://:wrong@{}", server.addr());
+    let error = RUNTIME
+        .block_on(RedisStore::connect(options(wrong, "x:")))
+        .err()
+        .expect("a wrong password is refused");
+    assert_eq!(error.backend, "redis-test");
+    assert!(
+        error
+            .message
+            .starts_with(&format!("cannot connect to redis://:***@{}", server.addr())),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("WRONGPASS") || error.message.contains("invalid"),
+        "{}",
+        error.message
+    );
+
+    let right = format!("redis://:right@{}", server.addr());
+    assert!(RUNTIME
+        .block_on(RedisStore::connect(options(right, "x:")))
+        .is_ok());
+
+    let port = server.port();
+    drop(server);
+    let mut unreachable = options(format!("redis://127.0.0.1:{port}"), "x:");
+    unreachable.connect_timeout = Duration::from_millis(500);
+    let error = RUNTIME
+        .block_on(RedisStore::connect(unreachable))
+        .err()
+        .expect("nothing listens");
+    assert_eq!(error.backend, "redis-test");
+    assert!(
+        error
+            .message
+            .starts_with(&format!("cannot connect to redis://127.0.0.1:{port}")),
+        "{}",
+        error.message
+    );
+
+    let braces = RUNTIME
+        .block_on(RedisStore::connect(options(
+            format!("redis://127.0.0.1:{port}"),
+            "{x}:",
+        )))
+        .err()
+        .unwrap();
+    assert!(
+        braces.message.contains("must not contain braces"),
+        "{}",
+        braces.message
+    );
+}
