@@ -3,14 +3,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::TestServer;
+use support::{ServeProcess, TestServer, BINARY};
 use tonic_health::pb::health_check_response::ServingStatus;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_ratelimitd");
 
 fn ratelimitd(args: &[&str]) -> std::process::Output {
     Command::new(BINARY)
@@ -26,33 +23,8 @@ async fn health_status(addr: &str) -> ServingStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
-    let mut child = Command::new(BINARY)
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--drain-delay",
-            "1500ms",
-        ])
-        .env_remove("RATELIMITD_CONFIG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, log) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let serving = log
-        .recv_timeout(Duration::from_secs(30))
-        .expect("a startup log line");
-    let addr = serving
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("grpc_addr="))
-        .unwrap_or_else(|| panic!("no address in {serving:?}"))
-        .to_string();
+    let mut process = ServeProcess::spawn(&["--drain-delay", "1500ms"]);
+    let (child, addr, log) = (&mut process.child, process.addr.clone(), &process.log);
     assert_eq!(health_status(&addr).await, ServingStatus::Serving);
 
     let signalled = Instant::now();

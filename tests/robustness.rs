@@ -14,8 +14,12 @@ static SERVICE: LazyLock<(tokio::runtime::Runtime, Decider)> = LazyLock::new(|| 
         .build()
         .unwrap();
     let loaded = Arc::new(LoadedPolicy::example().unwrap());
-    let (engine, _store) =
-        ratelimitd_server::memory_engine(&loaded, Arc::new(SystemClock) as Arc<dyn Clock>);
+    let (engine, _memory_stores) = runtime
+        .block_on(ratelimitd_server::connect_engine(
+            &loaded,
+            Arc::new(SystemClock) as Arc<dyn Clock>,
+        ))
+        .unwrap();
     (runtime, Decider::new(loaded, engine))
 });
 

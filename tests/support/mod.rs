@@ -9,7 +9,10 @@ use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, DescriptorEntr
 use ratelimitd_server::config::LoadedPolicy;
 use ratelimitd_server::decider::Decider;
 use ratelimitd_server::grpc::{serve, Shutdown};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -32,8 +35,10 @@ impl TestServer {
         let loaded = LoadedPolicy::from_text(yaml, Format::Yaml, "test.yaml")
             .unwrap_or_else(|errors| panic!("{errors}"));
         let clock = Arc::new(ManualClock::at_micros(EPOCH_MICROS));
-        let (engine, _store) =
-            ratelimitd_server::memory_engine(&loaded, clock.clone() as Arc<dyn Clock>);
+        let (engine, _memory_stores) =
+            ratelimitd_server::connect_engine(&loaded, clock.clone() as Arc<dyn Clock>)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
         let decider = Arc::new(Decider::new(Arc::new(loaded), engine));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -102,4 +107,53 @@ pub async fn check(
         .await
         .unwrap()
         .into_inner()
+}
+
+/// The `ratelimitd` binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_ratelimitd");
+
+/// A `ratelimitd serve` process on 127.0.0.1:<ephemeral>, killed on drop.
+pub struct ServeProcess {
+    pub child: Child,
+    /// `127.0.0.1:port`, read from its startup log line.
+    pub addr: String,
+    /// Its later stderr lines.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl ServeProcess {
+    /// Starts `ratelimitd serve --grpc-addr 127.0.0.1:0 ARGS…` and waits for
+    /// it to log its address.
+    pub fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RATELIMITD_CONFIG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ratelimitd serve");
+        let (lines, log) = mpsc::channel::<String>();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let serving = log
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a startup log line");
+        let addr = serving
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("grpc_addr="))
+            .unwrap_or_else(|| panic!("no address in {serving:?}"))
+            .to_string();
+        Self { child, addr, log }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -3,18 +3,20 @@
 
 use crate::condition::{Condition, Family};
 use crate::document::{
-    Algorithm, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc, WhenFullDoc,
+    Algorithm, BackendDoc, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc, WhenFullDoc,
 };
 use crate::error::{ConfigErrors, Errors};
 use crate::key::{IpMasks, KeyPart, KeySource};
 use crate::pattern::Pattern;
 use crate::policy::{
-    LimitId, LimitSet, LimitSpec, Policy, RequestCaps, Rule, Settings, StoreSettings, Tier,
+    BackendKind, BackendSpec, LimitId, LimitSet, LimitSpec, Policy, RedisSpec, RedisTopologySpec,
+    RequestCaps, Rule, Settings, StoreSettings, Tier,
 };
 use crate::rate::{parse_duration, parse_rate};
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// The largest limit a sliding log accepts (it keeps one entry per hit).
 pub const SLIDING_LOG_MAX_LIMIT: u64 = 10_000;
@@ -30,6 +32,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
     };
     let settings = compiler.settings(document);
     let store = compiler.store(document);
+    let backends = compiler.backends(&document.backends);
     let skip = document
         .skip
         .iter()
@@ -47,7 +50,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
                 "another rule has this name",
             );
         }
-        rules.push(compiler.rule(&path, rule));
+        rules.push(compiler.rule(&path, rule, &backends));
     }
     let mut by_domain: HashMap<String, Vec<usize>> = HashMap::new();
     let any_domain: Vec<usize> = (0..rules.len())
@@ -71,6 +74,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
         by_domain,
         any_domain,
         limits,
+        backends,
     })
 }
 
@@ -159,7 +163,194 @@ impl Compiler {
         }
     }
 
-    fn rule(&mut self, path: &str, doc: &RuleDoc) -> Rule {
+    fn backends(&mut self, docs: &[BackendDoc]) -> Vec<BackendSpec> {
+        if docs.is_empty() {
+            return vec![BackendSpec {
+                name: "memory".into(),
+                kind: BackendKind::Memory,
+            }];
+        }
+        let mut names = HashSet::new();
+        docs.iter()
+            .enumerate()
+            .map(|(i, doc)| {
+                let path = format!("backends[{i}]");
+                if doc.name.is_empty() {
+                    self.errors
+                        .push(format!("{path}.name"), Some(""), "a backend needs a name");
+                } else if !names.insert(doc.name.as_str()) {
+                    self.errors.push(
+                        format!("{path}.name"),
+                        Some(&doc.name),
+                        "another backend has this name",
+                    );
+                }
+                let kind = match doc.kind.as_str() {
+                    "memory" => {
+                        self.memory_backend(&path, doc);
+                        BackendKind::Memory
+                    }
+                    "redis" => BackendKind::Redis(self.redis_backend(&path, doc)),
+                    other => {
+                        self.errors.push(
+                            format!("{path}.type"),
+                            Some(other),
+                            "a backend's type is `memory` or `redis`",
+                        );
+                        BackendKind::Memory
+                    }
+                };
+                BackendSpec {
+                    name: doc.name.clone(),
+                    kind,
+                }
+            })
+            .collect()
+    }
+
+    /// A memory backend takes its sizing from `store:`, nothing else.
+    fn memory_backend(&mut self, path: &str, doc: &BackendDoc) {
+        let redis_only = [
+            ("url", doc.url.is_some()),
+            ("sentinel", doc.sentinel.is_some()),
+            ("cluster", doc.cluster.is_some()),
+            ("username", doc.username.is_some()),
+            ("password", doc.password.is_some()),
+            ("pool_size", doc.pool_size.is_some()),
+            ("command_timeout", doc.command_timeout.is_some()),
+            ("connect_timeout", doc.connect_timeout.is_some()),
+            ("key_prefix", doc.key_prefix.is_some()),
+            ("time_source", doc.time_source.is_some()),
+        ];
+        for (field, given) in redis_only {
+            if given {
+                self.errors.push(
+                    format!("{path}.{field}"),
+                    None,
+                    "applies to redis backends only (a memory backend is sized by `store:`)",
+                );
+            }
+        }
+    }
+
+    fn redis_backend(&mut self, path: &str, doc: &BackendDoc) -> RedisSpec {
+        let topology = match (&doc.url, &doc.sentinel, &doc.cluster) {
+            (Some(url), None, None) => {
+                if url.starts_with("rediss://") {
+                    self.errors.push(
+                        format!("{path}.url"),
+                        Some(url),
+                        "TLS (rediss://) is not supported yet",
+                    );
+                } else if !url.starts_with("redis://") {
+                    self.errors.push(
+                        format!("{path}.url"),
+                        Some(url),
+                        "a Redis URL starts with redis://",
+                    );
+                }
+                RedisTopologySpec::Standalone(url.clone())
+            }
+            (None, Some(sentinel), None) => {
+                if sentinel.service.is_empty() {
+                    self.errors.push(
+                        format!("{path}.sentinel.service"),
+                        Some(""),
+                        "name the monitored service",
+                    );
+                }
+                self.addresses(&format!("{path}.sentinel.addresses"), &sentinel.addresses);
+                RedisTopologySpec::Sentinel {
+                    service: sentinel.service.clone(),
+                    addresses: sentinel.addresses.clone(),
+                }
+            }
+            (None, None, Some(cluster)) => {
+                self.addresses(&format!("{path}.cluster.nodes"), &cluster.nodes);
+                RedisTopologySpec::Cluster(cluster.nodes.clone())
+            }
+            _ => {
+                self.errors.push(
+                    path,
+                    None,
+                    "a redis backend needs exactly one of `url`, `sentinel` or `cluster`",
+                );
+                RedisTopologySpec::Standalone(String::new())
+            }
+        };
+        let pool_size = doc.pool_size.unwrap_or(4);
+        if pool_size == 0 {
+            self.errors
+                .push(format!("{path}.pool_size"), Some("0"), "must be at least 1");
+        }
+        let key_prefix = doc.key_prefix.clone().unwrap_or_else(|| "rl:".into());
+        if key_prefix.contains(['{', '}']) {
+            self.errors.push(
+                format!("{path}.key_prefix"),
+                Some(&key_prefix),
+                "must not contain braces (Redis Cluster hash tags)",
+            );
+        }
+        let redis_time = match doc.time_source.as_deref() {
+            None | Some("engine") => false,
+            Some("redis") => true,
+            Some(other) => {
+                self.errors.push(
+                    format!("{path}.time_source"),
+                    Some(other),
+                    "unknown time_source, expected one of: engine, redis",
+                );
+                false
+            }
+        };
+        RedisSpec {
+            topology,
+            username: doc.username.clone(),
+            password: doc.password.clone(),
+            pool_size,
+            command_timeout: self.positive_duration(
+                &format!("{path}.command_timeout"),
+                doc.command_timeout.as_deref(),
+                Duration::from_millis(20),
+            ),
+            connect_timeout: self.positive_duration(
+                &format!("{path}.connect_timeout"),
+                doc.connect_timeout.as_deref(),
+                Duration::from_secs(5),
+            ),
+            key_prefix,
+            redis_time,
+        }
+    }
+
+    fn addresses(&mut self, path: &str, addresses: &[String]) {
+        if addresses.is_empty() {
+            self.errors.push(path, None, "give at least one host:port");
+        }
+        for (i, address) in addresses.iter().enumerate() {
+            let valid = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                self.errors
+                    .push(format!("{path}[{i}]"), Some(address), "not host:port");
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, path: &str, text: Option<&str>, default: Duration) -> Duration {
+        let Some(text) = text else { return default };
+        let parsed = parse_duration(text).and_then(|duration| {
+            if duration.is_zero() {
+                Err("must be longer than 0".to_string())
+            } else {
+                Ok(duration)
+            }
+        });
+        self.errors.check(path, text, parsed).unwrap_or(default)
+    }
+
+    fn rule(&mut self, path: &str, doc: &RuleDoc, backends: &[BackendSpec]) -> Rule {
         if doc.name.trim().is_empty() {
             self.errors.push(
                 format!("{path}.name"),
@@ -238,9 +429,25 @@ impl Compiler {
                 }
             })
             .collect();
+        let backend = match &doc.backend {
+            None => 0,
+            Some(name) => backends
+                .iter()
+                .position(|backend| &backend.name == name)
+                .unwrap_or_else(|| {
+                    let known: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+                    self.errors.push(
+                        format!("{path}.backend"),
+                        Some(name),
+                        format!("no backend has this name (backends: {})", known.join(", ")),
+                    );
+                    0
+                }),
+        };
         Rule {
             name: doc.name.clone(),
             shadow: doc.shadow,
+            backend,
             family: self.family_id(matches.family()),
             specificity: matches.specificity(),
             matches,

@@ -12,6 +12,9 @@ pub struct Document {
     pub settings: SettingsDoc,
     /// The in-process store.
     pub store: StoreDoc,
+    /// Where counters live; the first is the default. Absent: one in-process
+    /// store named `memory`.
+    pub backends: Vec<BackendDoc>,
     /// Requests matching any of these conditions are never limited.
     pub skip: Vec<ConditionDoc>,
     /// The rules, in declaration order.
@@ -145,6 +148,57 @@ pub struct RuleDoc {
     pub shadow: bool,
     /// Rules naming the same group share counters (per limit name and key).
     pub group: Option<String>,
+    /// The backend keeping this rule's counters; absent: the first one.
+    pub backend: Option<String>,
+}
+
+/// One backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendDoc {
+    /// Unique name, used by rules' `backend:`.
+    pub name: String,
+    /// `memory` (sized by `store:`) or `redis`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Redis standalone: `redis://[user:password@]host:port[/db]`.
+    pub url: Option<String>,
+    /// Redis through Sentinel.
+    pub sentinel: Option<SentinelDoc>,
+    /// Redis Cluster.
+    pub cluster: Option<ClusterDoc>,
+    /// Redis ACL user.
+    pub username: Option<String>,
+    /// Redis password.
+    pub password: Option<String>,
+    /// Connections (commands are pipelined on them); default 4.
+    pub pool_size: Option<usize>,
+    /// Longest wait for one command; default `20ms`.
+    pub command_timeout: Option<String>,
+    /// Longest wait for the first connection; default `5s`.
+    pub connect_timeout: Option<String>,
+    /// Prepended to every key; default `rl:`.
+    pub key_prefix: Option<String>,
+    /// `engine` (default: the service's clock) or `redis` (Redis `TIME`).
+    pub time_source: Option<String>,
+}
+
+/// `sentinel:` of a Redis backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentinelDoc {
+    /// The monitored service (master) name.
+    pub service: String,
+    /// Sentinel addresses, `host:port`.
+    pub addresses: Vec<String>,
+}
+
+/// `cluster:` of a Redis backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterDoc {
+    /// Seed nodes, `host:port`.
+    pub nodes: Vec<String>,
 }
 
 /// A tier: other limits when `when` holds.

@@ -106,6 +106,11 @@ fn push_field(key: &mut String, field: &str) {
 
 /// The counter identity of one limit for one request, or `None` when a key
 /// part has no value in the request (the rule then does not apply).
+///
+/// Shaped `{namespace, tier, parts}limit`: the braces are a Redis Cluster
+/// hash tag, so every limit of one rule for one client lives in one slot and
+/// is decided in one script call. (A value containing `}` ends the tag early,
+/// still identically for all of the rule's limits.)
 pub(crate) fn counter_key(
     namespace: &str,
     limit: &str,
@@ -115,9 +120,9 @@ pub(crate) fn counter_key(
     masks: IpMasks,
 ) -> Option<String> {
     let mut key = String::with_capacity(64);
-    for field in [namespace, limit, tier] {
-        push_field(&mut key, field);
-    }
+    key.push('{');
+    push_field(&mut key, namespace);
+    push_field(&mut key, tier);
     for KeyPart(sources) in parts {
         let (source, value) = sources
             .iter()
@@ -125,6 +130,8 @@ pub(crate) fn counter_key(
         push_field(&mut key, source.tag());
         push_field(&mut key, &value);
     }
+    key.push('}');
+    push_field(&mut key, limit);
     Some(key)
 }
 
@@ -150,14 +157,14 @@ mod tests {
             ..RequestAttributes::new("d")
         };
         let key = counter_key("r", "l", "", &[part("ip")], &v6, MASKS).unwrap();
-        assert!(key.ends_with("2001:db8:1:2::/64"), "{key}");
+        assert!(key.contains(":2001:db8:1:2::/64}"), "{key}");
         let v4 = RequestAttributes {
             client_ip: Some("10.1.2.3".parse().unwrap()),
             ..RequestAttributes::new("d")
         };
         let key =
             counter_key("r", "l", "", &[part("ip")], &v4, IpMasks { v4: 24, v6: 64 }).unwrap();
-        assert!(key.ends_with("10.1.2.0/24"), "{key}");
+        assert!(key.contains(":10.1.2.0/24}"), "{key}");
     }
 
     #[test]
@@ -199,6 +206,21 @@ mod tests {
             counter_key("r", "l", "", &[part("user|ip")], &user, MASKS),
             counter_key("r", "l", "", &[part("user|ip")], &ip, MASKS)
         );
+    }
+
+    #[test]
+    fn a_rules_limits_share_one_hash_tag() {
+        let request = RequestAttributes {
+            user: "al}ice".into(),
+            ..RequestAttributes::new("d")
+        };
+        let burst = counter_key("rule:r", "burst", "", &[part("user")], &request, MASKS).unwrap();
+        let hourly = counter_key("rule:r", "hourly", "", &[part("user")], &request, MASKS).unwrap();
+        let tag = |key: &str| key[..=key.find('}').unwrap()].to_string();
+        assert!(burst.starts_with('{'));
+        assert_ne!(burst, hourly);
+        assert_eq!(tag(&burst), tag(&hourly));
+        assert_eq!(burst, "{6:rule:r0:4:user6:al}ice}5:burst");
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub use key::{IpMasks, KeyPart, KeySource};
 pub use load::{overrides_from, parse_document, Format, ENV_PREFIX};
 pub use pattern::{wildcard_match, Pattern, Specificity};
 pub use policy::{
-    LimitId, LimitSpec, Plan, PlannedCheck, Policy, RequestCaps, Rule, Settings, StoreSettings,
+    BackendKind, BackendSpec, LimitId, LimitSpec, Plan, PlannedCheck, Policy, RedisSpec,
+    RedisTopologySpec, RequestCaps, Rule, Settings, StoreSettings,
 };
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};

@@ -24,6 +24,62 @@ pub struct Policy {
     /// Indices of rules without a domain, for other domains.
     pub(crate) any_domain: Vec<usize>,
     pub(crate) limits: Vec<LimitSpec>,
+    pub(crate) backends: Vec<BackendSpec>,
+}
+
+/// Where a backend's counters live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    /// The backend's name.
+    pub name: String,
+    /// What it is.
+    pub kind: BackendKind,
+}
+
+/// The kinds of backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The in-process store, sized by `store:`.
+    Memory,
+    /// Redis.
+    Redis(RedisSpec),
+}
+
+/// A Redis backend's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSpec {
+    /// Where Redis is.
+    pub topology: RedisTopologySpec,
+    /// ACL user.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Connections.
+    pub pool_size: usize,
+    /// Longest wait for one command.
+    pub command_timeout: Duration,
+    /// Longest wait for the first connection.
+    pub connect_timeout: Duration,
+    /// Prepended to every key.
+    pub key_prefix: String,
+    /// Decide with Redis's `TIME` rather than the service's clock.
+    pub redis_time: bool,
+}
+
+/// Where a Redis deployment is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopologySpec {
+    /// `redis://` URL.
+    Standalone(String),
+    /// Sentinel service name and addresses.
+    Sentinel {
+        /// Service name.
+        service: String,
+        /// Sentinels, `host:port`.
+        addresses: Vec<String>,
+    },
+    /// Cluster seed nodes.
+    Cluster(Vec<String>),
 }
 
 /// Service-wide settings.
@@ -70,6 +126,8 @@ pub struct Rule {
     pub name: String,
     /// Count and report, never deny.
     pub shadow: bool,
+    /// Index of the backend in [`Policy::backends`].
+    pub backend: usize,
     pub(crate) matches: Condition,
     pub(crate) skip_if: Option<Condition>,
     pub(crate) key: Vec<KeyPart>,
@@ -146,12 +204,19 @@ pub struct PlannedCheck<'p> {
     pub key: String,
     /// Count and report, never deny.
     pub shadow: bool,
+    /// Index of the backend keeping the counter.
+    pub backend: usize,
 }
 
 impl Policy {
     /// Every limit, indexed by [`LimitSpec::id`].
     pub fn limits(&self) -> &[LimitSpec] {
         &self.limits
+    }
+
+    /// The backends; the first is the default.
+    pub fn backends(&self) -> &[BackendSpec] {
+        &self.backends
     }
 
     /// The rules, in declaration order.
@@ -242,6 +307,7 @@ impl Policy {
                     limit,
                     key,
                     shadow,
+                    backend: rule.backend,
                 })
             })
             .collect()

@@ -415,3 +415,55 @@ fn the_shipped_example_policy_is_valid() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(p.rules().len() >= 5);
 }
+
+#[test]
+fn rules_pick_their_backend_by_name_and_default_to_the_first() {
+    use ratelimitd_policy::{BackendKind, RedisTopologySpec};
+    let p = policy(
+        r#"
+backends:
+  - {name: local, type: memory}
+  - {name: shared, type: redis, url: "redis://10.0.0.5:6379", key_prefix: "app1:", time_source: redis}
+  - {name: ha, type: redis, sentinel: {service: mymaster, addresses: ["10.0.0.6:26379"]}}
+  - {name: big, type: redis, cluster: {nodes: ["10.0.0.7:7000", "10.0.0.8:7000"]}, pool_size: 8, command_timeout: 50ms}
+rules:
+  - {name: default, match: {path: /a}, rate: 1/m}
+  - {name: global, match: {path: /b}, rate: 1/m, backend: shared}
+"#,
+    );
+    let names: Vec<&str> = p.backends().iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["local", "shared", "ha", "big"]);
+    assert_eq!((p.rules()[0].backend, p.rules()[1].backend), (0, 1));
+    let BackendKind::Redis(shared) = &p.backends()[1].kind else {
+        panic!()
+    };
+    assert_eq!(
+        shared.topology,
+        RedisTopologySpec::Standalone("redis://10.0.0.5:6379".into())
+    );
+    assert_eq!(
+        (
+            shared.key_prefix.as_str(),
+            shared.redis_time,
+            shared.pool_size
+        ),
+        ("app1:", true, 4)
+    );
+    assert_eq!(shared.command_timeout, std::time::Duration::from_millis(20));
+    let BackendKind::Redis(big) = &p.backends()[3].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (big.pool_size, big.command_timeout),
+        (8, std::time::Duration::from_millis(50))
+    );
+    let request = RequestAttributes {
+        path: "/b".into(),
+        ..RequestAttributes::new("d")
+    };
+    let Plan::Checks(checks) = p.plan(&request) else {
+        panic!()
+    };
+    assert_eq!(checks[0].backend, 1);
+    assert_eq!(policy("rules: []").backends()[0].kind, BackendKind::Memory);
+}

@@ -2,9 +2,12 @@
 //! (the I/O the policy crate leaves to us) and compiling every limit into an
 //! engine [`Limit`].
 
-use ratelimitd_engine::{Limit, MemoryStoreOptions, WhenFull};
+use ratelimitd_engine::{
+    Limit, MemoryStoreOptions, RedisOptions, RedisTopology, TimeSource, WhenFull,
+};
 use ratelimitd_policy::{
-    overrides_from, Algorithm, ConfigError, ConfigErrors, Format, LimitSpec, Policy,
+    overrides_from, Algorithm, ConfigError, ConfigErrors, Format, LimitSpec, Policy, RedisSpec,
+    RedisTopologySpec,
 };
 use std::path::Path;
 
@@ -82,11 +85,11 @@ impl LoadedPolicy {
         })
     }
 
-    /// The in-process store's options from `store:`.
-    pub fn memory_store_options(&self) -> MemoryStoreOptions {
+    /// The options of the in-process backend `name`, from `store:`.
+    pub fn memory_store_options(&self, name: &str) -> MemoryStoreOptions {
         let store = &self.policy.store;
         MemoryStoreOptions {
-            name: "memory".into(),
+            name: name.into(),
             max_keys: store.max_keys,
             when_full: if store.deny_when_full {
                 WhenFull::Deny
@@ -94,6 +97,34 @@ impl LoadedPolicy {
                 WhenFull::Allow
             },
         }
+    }
+}
+
+/// The engine's options for the Redis backend `name`.
+pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
+    let topology = match &spec.topology {
+        RedisTopologySpec::Standalone(url) => RedisTopology::Standalone { url: url.clone() },
+        RedisTopologySpec::Sentinel { service, addresses } => RedisTopology::Sentinel {
+            service: service.clone(),
+            sentinels: addresses.clone(),
+        },
+        RedisTopologySpec::Cluster(nodes) => RedisTopology::Cluster {
+            nodes: nodes.clone(),
+        },
+    };
+    RedisOptions {
+        username: spec.username.clone(),
+        password: spec.password.clone(),
+        pool_size: spec.pool_size,
+        command_timeout: spec.command_timeout,
+        connect_timeout: spec.connect_timeout,
+        key_prefix: spec.key_prefix.clone(),
+        time_source: if spec.redis_time {
+            TimeSource::Redis
+        } else {
+            TimeSource::Engine
+        },
+        ..RedisOptions::new(name, topology)
     }
 }
 

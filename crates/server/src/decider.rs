@@ -49,9 +49,10 @@ impl Decider {
                 enforced: !planned.shadow,
             })
             .collect();
+        let backends: Vec<usize> = planned.iter().map(|planned| planned.backend).collect();
         let (decision, now) = self
             .engine
-            .decide(&checks)
+            .decide(&checks, &backends)
             .await
             .map_err(|error| Status::unavailable(error.to_string()))?;
         let statuses: Vec<LimitStatus> = planned

@@ -198,8 +198,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let (engine, store) = ratelimitd_server::memory_engine(&loaded, Arc::new(SystemClock));
-    store.spawn_sweeper(Arc::new(SystemClock), loaded.policy.store.sweep_interval);
+    let (engine, memory_stores) =
+        match ratelimitd_server::connect_engine(&loaded, Arc::new(SystemClock)).await {
+            Ok(connected) => connected,
+            Err(error) => {
+                eprintln!("ratelimitd: {error}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+    for store in &memory_stores {
+        store.spawn_sweeper(Arc::new(SystemClock), loaded.policy.store.sweep_interval);
+    }
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;

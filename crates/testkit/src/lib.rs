@@ -11,7 +11,9 @@
 //! Every process listens on `127.0.0.1` on a free port picked at start (never
 //! 6379), works in its own temporary directory, persists nothing
 //! (`--save "" --appendonly no`), and is killed with SIGKILL and reaped when
-//! its handle is dropped, also when a test panics.
+//! its handle is dropped, also when a test panics. On Linux it is also
+//! SIGKILLed when the test process itself dies without unwinding (killed by a
+//! timeout, for instance), so no `redis-server` outlives the tests.
 //!
 //! Startup waits until the process answers `PING` (10 s at most); on failure
 //! the panic message carries the server's log.

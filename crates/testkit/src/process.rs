@@ -2,9 +2,11 @@
 //! logs for panic messages, and `redis-cli`.
 
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,18 +40,14 @@ impl ServerProcess {
             .open(stdio_log)
             .unwrap_or_else(|e| panic!("open {}: {e}", stdio_log.display()));
         let err = out.try_clone().expect("clone the stdio log handle");
-        let child = Command::new("redis-server")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run redis-server ({e}); install it \
+        let mut cmd = Command::new("redis-server");
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = spawn_tied_to_this_process(cmd).unwrap_or_else(|e| {
+            panic!(
+                "cannot run redis-server ({e}); install it \
                      (Debian/Ubuntu: apt-get install redis-server redis-tools)"
-                )
-            });
+            )
+        });
         ServerProcess {
             child,
             reaped: false,
@@ -96,6 +94,56 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `cmd` so that it also dies when this test process dies without
+/// dropping its handles (killed by a timeout, `SIGKILL`, a `static` server at
+/// exit): on Linux the child gets `PR_SET_PDEATHSIG = SIGKILL`.
+///
+/// That signal fires when the *thread* that forked the child exits, not the
+/// process, and test threads end with their test. So every child is forked
+/// by one spawner thread that lives as long as the process.
+fn spawn_tied_to_this_process(mut cmd: Command) -> io::Result<Child> {
+    type Request = (Command, mpsc::Sender<io::Result<Child>>);
+    static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        thread::Builder::new()
+            .name("testkit-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("start the testkit spawner thread");
+        tx
+    });
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: runs in the forked child before exec; prctl(2) and
+        // getppid(2) are async-signal-safe and nothing is allocated.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent died before prctl: nobody would kill us later.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    return Err(io::Error::other("the test process already exited"));
+                }
+                Ok(())
+            });
+        }
+    }
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("the testkit spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("the testkit spawner thread is gone"))?
 }
 
 /// The part of a log file written after a point (this start attempt).

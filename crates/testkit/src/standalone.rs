@@ -76,8 +76,9 @@ impl RedisOptions {
 /// A `redis-server` on `127.0.0.1` and a free port, in a temporary directory.
 /// Dropping it kills the process (SIGKILL) and removes the directory.
 ///
-/// Own it in the test (a local): a server kept in a `static` is never
-/// dropped and outlives the test binary.
+/// On Linux the process also dies with the test process when that is killed
+/// without unwinding (a timeout, SIGKILL) or exits with the server in a
+/// `static`, which is never dropped.
 #[derive(Debug)]
 pub struct RedisServer {
     // Declared before `dir`: the process dies before its directory goes.

@@ -84,6 +84,67 @@ fn kill_refuses_connections_and_drop_reaps_even_on_panic() {
 }
 
 #[test]
+fn a_server_that_cannot_start_panics_with_its_log() {
+    if !require_redis() {
+        return;
+    }
+    let err = std::panic::catch_unwind(|| {
+        RedisServer::start_with(RedisOptions::default().with_args(["--no-such-option", "1"]))
+    })
+    .expect_err("a bad argument fails the start");
+    let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("exited during startup"), "{message}");
+    assert!(
+        message.contains("no-such-option"),
+        "the log is in the message: {message}"
+    );
+}
+
+/// Set in the copy of this test binary that the next test runs and kills.
+const CHILD_ENV: &str = "RATELIMITD_TESTKIT_ORPHAN_CHILD";
+
+#[test]
+fn servers_die_with_a_killed_test_process() {
+    if !require_redis() {
+        return;
+    }
+    let name = "servers_die_with_a_killed_test_process";
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // The child: start a server, report it, and wait to be SIGKILLed.
+        let redis = RedisServer::start();
+        println!("REDIS_PID={}", redis.pid());
+        std::thread::sleep(Duration::from_secs(30));
+        return;
+    }
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let pid: u32 = stdout
+        .lines()
+        .map_while(Result::ok)
+        // libtest prints "test NAME ... " first, on the same line.
+        .find_map(|line| Some(line.split_once("REDIS_PID=")?.1.trim().parse().unwrap()))
+        .expect("the child test reports its server's pid");
+    assert!(process_exists(pid));
+    child.kill().unwrap(); // SIGKILL: no unwinding, no Drop
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_exists(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !process_exists(pid),
+        "redis-server {pid} outlived its test process"
+    );
+}
+
+#[test]
 fn password_is_required_and_accepted() {
     if !require_redis() {
         return;
