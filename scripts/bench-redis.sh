@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Measures ratelimitd on one Redis (docs/benchmarks.md, "Redis"):
+#  1. CheckLimit throughput and latency through `ratelimitd bench`;
+#  2. Redis commands per CheckLimit (INFO commandstats);
+#  3. the ceiling: redis-benchmark running the same script on the same Redis;
+#  4. Redis memory per key for each algorithm (MEMORY USAGE).
+# Usage: scripts/bench-redis.sh [duration, default 10s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+redis_port=16380
+grpc_port=18282
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+cargo build --release -q -p ratelimitd-server
+bin=target/release/ratelimitd
+redis-server --port $redis_port --bind 127.0.0.1 --save "" --appendonly no \
+  --daemonize yes --dir "$work" --logfile "$work/redis.log"
+until redis-cli -p $redis_port ping >/dev/null 2>&1; do sleep 0.1; done
+
+cat >"$work/policy.yaml" <<YAML
+backends:
+  - {name: redis, type: redis, url: "redis://127.0.0.1:$redis_port", pool_size: 4, command_timeout: 1s}
+rules:
+  - name: tenant
+    domain: partners
+    match: {descriptors: [{key: tenant}]}
+    limits: [{name: per-tenant, rate: 600/m, algorithm: gcra, burst: 50}]
+YAML
+$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc_port --log warn &
+until $bin health --addr 127.0.0.1:$grpc_port >/dev/null 2>&1; do sleep 0.2; done
+
+echo "== 1. ratelimitd bench through Redis (64 callers, 4 connections, 10,000 keys)"
+redis-cli -p $redis_port config resetstat >/dev/null
+$bin bench --addr 127.0.0.1:$grpc_port --duration "$duration" --warmup 0s \
+  --concurrency 64 --connections 4 --keys 10000 --domain partners --descriptor tenant
+
+echo "== 2. Redis commands during that run"
+redis-cli -p $redis_port info commandstats | grep '^cmdstat_'
+
+echo "== 3. redis-benchmark: the same script, same Redis (50 clients, random keys of 10,000)"
+sha=$(redis-cli -p $redis_port script load "$(cat crates/engine/src/store/redis/lua/{prelude,fixed_window,sliding_window,sliding_log,token_bucket,gcra,decide}.lua)")
+now=$(( $(date +%s) * 1000000 ))
+redis-benchmark -p $redis_port -c 50 -n 1000000 -r 10000 -q \
+  EVALSHA "$sha" 1 "rl:{partners|key:__rand_int__}per-tenant" "$now" 5 50 60000000 100000 0 0 1 1 0 \
+  | tr '\r' '\n' | tail -n 1
+
+echo "== 4. Redis memory per key (MEMORY USAGE after one hit)"
+decide() { # name, algorithm parameters...
+  redis-cli -p $redis_port evalsha "$sha" 1 "mem:{rule|client-1}$1" "$now" "${@:2}" 1 1 0 >/dev/null
+  printf '%-15s %s bytes\n' "$1" "$(redis-cli -p $redis_port memory usage "mem:{rule|client-1}$1")"
+}
+decide fixed_window 1 100 60000000 0 0 0
+decide sliding_window 2 100 60000000 4294967295 0 0
+decide sliding_log 3 100 60000000 0 0 0
+decide token_bucket 4 100 60000000 100 600000 1
+decide gcra 5 100 60000000 600000 0 0
