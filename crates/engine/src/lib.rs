@@ -28,5 +28,5 @@ pub use engine::Engine;
 pub use limit::{AlgorithmKind, InvalidLimit, Limit, EXACT_LIMIT};
 pub use store::{
     MemoryStore, MemoryStoreOptions, MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats,
-    RedisTopology, Store, StoreError, TimeSource, WhenFull, SCRIPT,
+    RedisTls, RedisTopology, Store, StoreError, TimeSource, WhenFull, SCRIPT,
 };

@@ -357,3 +357,72 @@ fn bad_credentials_and_unreachable_servers_fail_clearly() {
         braces.message
     );
 }
+
+#[test]
+fn tls_with_a_ca_file_and_a_client_certificate() {
+    use ratelimitd_engine::RedisTls;
+    use ratelimitd_testkit::{TlsFiles, TlsRedis};
+    if !require_redis() {
+        return;
+    }
+    let redis = TlsRedis::start(true);
+    let files = &redis.files;
+    let tls = |ca: &std::path::Path, client: bool| RedisTls {
+        ca_file: Some(ca.to_path_buf()),
+        cert_file: client.then(|| files.client_cert.clone()),
+        key_file: client.then(|| files.client_key.clone()),
+    };
+    let connect_tls = |tls: RedisTls| {
+        let mut options = options(redis.url(), "tls:");
+        options.tls = Some(tls);
+        options.connect_timeout = Duration::from_secs(2);
+        RUNTIME.block_on(RedisStore::connect(options))
+    };
+
+    let store = connect_tls(tls(&files.ca_cert, true)).unwrap_or_else(|e| panic!("{e}"));
+    let limit = Limit::fixed_window(3, Duration::from_secs(60)).unwrap();
+    let check = [Check {
+        key: "{tls}x",
+        limit: &limit,
+        cost: 1,
+        enforced: true,
+    }];
+    assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 2);
+    assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 1);
+    assert!(redis.server.cli(&["GET", "tls:{tls}x"]).starts_with("1 "));
+
+    let error = connect_tls(tls(&files.ca_cert, false))
+        .err()
+        .expect("the server requires a client certificate");
+    assert!(
+        error.message.starts_with(&format!(
+            "cannot connect to rediss://127.0.0.1:{}",
+            redis.tls_port
+        )),
+        "{}",
+        error.message
+    );
+
+    let stranger = TlsFiles::generate();
+    let error = connect_tls(tls(&stranger.ca_cert, true))
+        .err()
+        .expect("an untrusted server certificate");
+    assert!(
+        error.message.starts_with("cannot connect to rediss://"),
+        "{}",
+        error.message
+    );
+
+    let missing = RedisTls {
+        ca_file: Some("/nonexistent/ca.pem".into()),
+        ..RedisTls::default()
+    };
+    let error = connect_tls(missing).err().unwrap();
+    assert!(
+        error
+            .message
+            .contains("cannot read certificates from /nonexistent/ca.pem"),
+        "{}",
+        error.message
+    );
+}

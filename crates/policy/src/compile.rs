@@ -10,7 +10,7 @@ use crate::key::{IpMasks, KeyPart, KeySource};
 use crate::pattern::Pattern;
 use crate::policy::{
     BackendKind, BackendSpec, LimitId, LimitSet, LimitSpec, Policy, RedisSpec, RedisTopologySpec,
-    RequestCaps, Rule, Settings, StoreSettings, Tier,
+    RequestCaps, Rule, Settings, StoreSettings, Tier, TlsSpec,
 };
 use crate::rate::{parse_duration, parse_rate};
 use ipnet::IpNet;
@@ -190,7 +190,7 @@ impl Compiler {
                         self.memory_backend(&path, doc);
                         BackendKind::Memory
                     }
-                    "redis" => BackendKind::Redis(self.redis_backend(&path, doc)),
+                    "redis" => BackendKind::Redis(Box::new(self.redis_backend(&path, doc))),
                     other => {
                         self.errors.push(
                             format!("{path}.type"),
@@ -221,6 +221,7 @@ impl Compiler {
             ("connect_timeout", doc.connect_timeout.is_some()),
             ("key_prefix", doc.key_prefix.is_some()),
             ("time_source", doc.time_source.is_some()),
+            ("tls", doc.tls.is_some()),
         ];
         for (field, given) in redis_only {
             if given {
@@ -236,17 +237,11 @@ impl Compiler {
     fn redis_backend(&mut self, path: &str, doc: &BackendDoc) -> RedisSpec {
         let topology = match (&doc.url, &doc.sentinel, &doc.cluster) {
             (Some(url), None, None) => {
-                if url.starts_with("rediss://") {
+                if !url.starts_with("redis://") && !url.starts_with("rediss://") {
                     self.errors.push(
                         format!("{path}.url"),
                         Some(url),
-                        "TLS (rediss://) is not supported yet",
-                    );
-                } else if !url.starts_with("redis://") {
-                    self.errors.push(
-                        format!("{path}.url"),
-                        Some(url),
-                        "a Redis URL starts with redis://",
+                        "a Redis URL starts with redis:// (or rediss:// for TLS)",
                     );
                 }
                 RedisTopologySpec::Standalone(url.clone())
@@ -320,6 +315,20 @@ impl Compiler {
             ),
             key_prefix,
             redis_time,
+            tls: doc.tls.as_ref().map(|tls| {
+                if tls.cert_file.is_some() != tls.key_file.is_some() {
+                    self.errors.push(
+                        format!("{path}.tls"),
+                        None,
+                        "give both cert_file and key_file for a client certificate",
+                    );
+                }
+                TlsSpec {
+                    ca_file: tls.ca_file.clone(),
+                    cert_file: tls.cert_file.clone(),
+                    key_file: tls.key_file.clone(),
+                }
+            }),
         }
     }
 

@@ -181,6 +181,20 @@ pub struct BackendDoc {
     pub key_prefix: Option<String>,
     /// `engine` (default: the service's clock) or `redis` (Redis `TIME`).
     pub time_source: Option<String>,
+    /// TLS (also implied, with the system's roots, by a `rediss://` URL).
+    pub tls: Option<TlsDoc>,
+}
+
+/// `tls:` of a Redis backend: PEM files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsDoc {
+    /// CA certificate(s) to trust; absent: the system's roots.
+    pub ca_file: Option<String>,
+    /// Client certificate, for servers that require one.
+    pub cert_file: Option<String>,
+    /// The client certificate's private key.
+    pub key_file: Option<String>,
 }
 
 /// `sentinel:` of a Redis backend.

@@ -42,7 +42,7 @@ pub enum BackendKind {
     /// The in-process store, sized by `store:`.
     Memory,
     /// Redis.
-    Redis(RedisSpec),
+    Redis(Box<RedisSpec>),
 }
 
 /// A Redis backend's settings.
@@ -64,6 +64,19 @@ pub struct RedisSpec {
     pub key_prefix: String,
     /// Decide with Redis's `TIME` rather than the service's clock.
     pub redis_time: bool,
+    /// TLS, when given (a `rediss://` URL without it uses the system's roots).
+    pub tls: Option<TlsSpec>,
+}
+
+/// TLS files of a Redis backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// CA certificate(s) to trust; absent: the system's roots.
+    pub ca_file: Option<String>,
+    /// Client certificate.
+    pub cert_file: Option<String>,
+    /// Its private key.
+    pub key_file: Option<String>,
 }
 
 /// Where a Redis deployment is.

@@ -3,7 +3,7 @@
 //! engine [`Limit`].
 
 use ratelimitd_engine::{
-    Limit, MemoryStoreOptions, RedisOptions, RedisTopology, TimeSource, WhenFull,
+    Limit, MemoryStoreOptions, RedisOptions, RedisTls, RedisTopology, TimeSource, WhenFull,
 };
 use ratelimitd_policy::{
     overrides_from, Algorithm, ConfigError, ConfigErrors, Format, LimitSpec, Policy, RedisSpec,
@@ -124,6 +124,11 @@ pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
         } else {
             TimeSource::Engine
         },
+        tls: spec.tls.as_ref().map(|tls| RedisTls {
+            ca_file: tls.ca_file.as_ref().map(Into::into),
+            cert_file: tls.cert_file.as_ref().map(Into::into),
+            key_file: tls.key_file.as_ref().map(Into::into),
+        }),
         ..RedisOptions::new(name, topology)
     }
 }

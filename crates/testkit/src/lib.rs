@@ -38,10 +38,12 @@ mod process;
 pub mod resp;
 mod sentinel;
 mod standalone;
+mod tls;
 
 pub use cluster::RedisCluster;
 pub use sentinel::RedisSentinelSet;
 pub use standalone::{RedisOptions, RedisServer};
+pub use tls::{TlsFiles, TlsRedis};
 
 use std::path::Path;
 

@@ -6,7 +6,9 @@ mod memory;
 mod redis;
 
 pub use memory::{MemoryStore, MemoryStoreOptions, MemoryStoreStats, WhenFull};
-pub use redis::{RedisOptions, RedisStore, RedisStoreStats, RedisTopology, TimeSource, SCRIPT};
+pub use redis::{
+    RedisOptions, RedisStore, RedisStoreStats, RedisTls, RedisTopology, TimeSource, SCRIPT,
+};
 
 use crate::decision::{Check, Decision};
 use async_trait::async_trait;

@@ -24,6 +24,10 @@ use fred::prelude::{Builder, Config, Pool, ReconnectPolicy, Server, ServerConfig
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod tls;
+
+pub use tls::RedisTls;
+
 /// The script, assembled from the shared arithmetic, one file per algorithm
 /// and the driver.
 pub const SCRIPT: &str = concat!(
@@ -91,6 +95,8 @@ pub struct RedisOptions {
     pub key_prefix: String,
     /// Whose clock decides.
     pub time_source: TimeSource,
+    /// TLS settings; also used, with the system's roots, for `rediss://`.
+    pub tls: Option<RedisTls>,
 }
 
 impl RedisOptions {
@@ -107,6 +113,7 @@ impl RedisOptions {
             connect_timeout: Duration::from_secs(5),
             key_prefix: "rl:".into(),
             time_source: TimeSource::Engine,
+            tls: None,
         }
     }
 }
@@ -171,6 +178,12 @@ fn fred_config(options: &RedisOptions) -> Result<Config, String> {
     if options.password.is_some() {
         config.password = options.password.clone();
     }
+    let rediss = matches!(&options.topology, RedisTopology::Standalone { url } if url.starts_with("rediss://"));
+    config.tls = match (&options.tls, rediss) {
+        (Some(tls), _) => Some(tls.connector()?.into()),
+        (None, true) => Some(RedisTls::default().connector()?.into()),
+        (None, false) => None,
+    };
     config.fail_fast = true;
     Ok(config)
 }

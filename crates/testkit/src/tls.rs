@@ -1,0 +1,167 @@
+//! A standalone Redis that also listens with TLS, and the certificates for
+//! it, made with the `openssl` command: a CA, a server certificate for
+//! `127.0.0.1`, and a client certificate for mutual TLS.
+
+use crate::{ports, RedisOptions, RedisServer};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+/// PEM files made for one test.
+#[derive(Debug)]
+pub struct TlsFiles {
+    /// The CA certificate that signed the other two.
+    pub ca_cert: PathBuf,
+    /// The server's certificate (`IP:127.0.0.1`) and key.
+    pub server_cert: PathBuf,
+    /// The server's private key.
+    pub server_key: PathBuf,
+    /// A client certificate for mutual TLS.
+    pub client_cert: PathBuf,
+    /// The client's private key.
+    pub client_key: PathBuf,
+    _dir: TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (install it: apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl TlsFiles {
+    /// A fresh CA, server and client certificate in a temporary directory.
+    pub fn generate() -> TlsFiles {
+        let dir = tempfile::Builder::new()
+            .prefix("ratelimitd-tls-")
+            .tempdir()
+            .expect("create a temporary directory for certificates");
+        let path = dir.path();
+        openssl(
+            path,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ratelimitd test CA",
+            ],
+        );
+        // Extensions make X.509 v3 certificates (rustls refuses v1).
+        std::fs::write(
+            path.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write server.ext");
+        std::fs::write(
+            path.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("write client.ext");
+        for (name, subject) in [
+            ("server", "/CN=127.0.0.1"),
+            ("client", "/CN=ratelimitd test client"),
+        ] {
+            let (key, csr, crt, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            openssl(
+                path,
+                &[
+                    "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                    subject,
+                ],
+            );
+            openssl(
+                path,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &crt,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                ],
+            );
+        }
+        TlsFiles {
+            ca_cert: path.join("ca.crt"),
+            server_cert: path.join("server.crt"),
+            server_key: path.join("server.key"),
+            client_cert: path.join("client.crt"),
+            client_key: path.join("client.key"),
+            _dir: dir,
+        }
+    }
+}
+
+/// A Redis listening on a plain port (for [`RedisServer::cli`] and
+/// readiness) and on a TLS port.
+#[derive(Debug)]
+pub struct TlsRedis {
+    /// The server (its plain port).
+    pub server: RedisServer,
+    /// The TLS port.
+    pub tls_port: u16,
+    /// The certificates it uses.
+    pub files: TlsFiles,
+}
+
+impl TlsRedis {
+    /// Starts it; with `require_client_cert`, TLS clients must present a
+    /// certificate signed by the CA.
+    pub fn start(require_client_cert: bool) -> TlsRedis {
+        let files = TlsFiles::generate();
+        let tls_port = ports::free_port();
+        let path = |p: &Path| p.display().to_string();
+        let server = RedisServer::start_with(RedisOptions::default().with_args([
+            "--tls-port".to_string(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(&files.server_cert),
+            "--tls-key-file".into(),
+            path(&files.server_key),
+            "--tls-ca-cert-file".into(),
+            path(&files.ca_cert),
+            "--tls-auth-clients".into(),
+            (if require_client_cert { "yes" } else { "no" }).into(),
+        ]));
+        TlsRedis {
+            server,
+            tls_port,
+            files,
+        }
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`.
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+}
