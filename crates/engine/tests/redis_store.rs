@@ -2,47 +2,35 @@
 //! the in-process store does, recovers from a flushed script cache, gives
 //! every key a TTL, takes one EVALSHA per request, and fails clearly.
 
+mod common;
+
+use common::{decide, RUNTIME, SECOND};
 use proptest::prelude::*;
 use ratelimitd_engine::{
-    Check, Decision, Limit, MemoryStore, MemoryStoreOptions, RedisOptions, RedisStore,
-    RedisTopology, Store, TimeSource,
+    Check, Limit, MemoryStore, MemoryStoreOptions, RedisOptions, RedisStore, RedisTopology,
+    TimeSource,
 };
 use ratelimitd_testkit::{require_redis, RedisServer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-const SECOND: u64 = 1_000_000;
 const START: u64 = 1_700_000_000 * SECOND + 123_456;
-
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
 
 /// One server for the property tests; each case uses its own key prefix.
 static SHARED: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 static CASE: AtomicU64 = AtomicU64::new(0);
 
+/// Options for a standalone server at `url`, keys under `prefix`.
 fn options(url: String, prefix: &str) -> RedisOptions {
     RedisOptions {
         key_prefix: prefix.to_string(),
-        command_timeout: Duration::from_secs(2),
-        ..RedisOptions::new("redis-test", RedisTopology::Standalone { url })
+        ..common::options(RedisTopology::Standalone { url })
     }
 }
 
 fn connect(url: String, prefix: &str) -> RedisStore {
-    RUNTIME
-        .block_on(RedisStore::connect(options(url, prefix)))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn decide(store: &RedisStore, checks: &[Check<'_>], now: u64) -> Decision {
-    RUNTIME.block_on(store.decide(checks, now)).unwrap()
+    common::connect(options(url, prefix))
 }
 
 fn limits() -> Vec<Limit> {
@@ -425,4 +413,29 @@ fn tls_with_a_ca_file_and_a_client_certificate() {
         "{}",
         error.message
     );
+}
+
+#[test]
+fn an_acl_user_authenticates_with_username_and_password() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start_with(
+        ratelimitd_testkit::RedisOptions::default().with_user("ratelimitd", "acl-secret"),
+    );
+    let url = format!("redis://{}", server.addr());
+    let with = |user: &str, password: &str| {
+        let mut options = options(url.clone(), "acl:");
+        options.username = Some(user.into());
+        options.password = Some(password.into());
+        RUNTIME.block_on(RedisStore::connect(options))
+    };
+    let store = with("ratelimitd", "acl-secret").unwrap_or_else(|e| panic!("{e}"));
+    let limit = Limit::gcra(1, Duration::from_secs(10), 2).unwrap();
+    let check = [common::check("{acl}x", &limit)];
+    assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 1);
+    let error = with("ratelimitd", "nope")
+        .err()
+        .expect("a wrong ACL password is refused");
+    assert!(error.message.contains("WRONGPASS"), "{}", error.message);
 }

@@ -3,13 +3,13 @@
 //! EVALSHA, a flushed script cache is reloaded on every master, and every key
 //! has a TTL; behind sentinels the store follows a failover to the new master.
 
+mod common;
+
+use common::{check, connect, decide, options, RUNTIME, SECOND};
 use ratelimitd_engine::{Check, Decision, Limit, RedisOptions, RedisStore, RedisTopology, Store};
 use ratelimitd_testkit::{require_redis, RedisCluster, RedisSentinelSet};
 use std::process::Command;
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
-
-const SECOND: u64 = 1_000_000;
 /// 20 s into a minute window, 800 s into an hour window.
 const START: u64 = 1_700_000_000 * SECOND;
 /// What is left of START's minute window.
@@ -17,44 +17,10 @@ const MINUTE_LEFT: u64 = 40 * SECOND;
 /// What is left of START's hour window.
 const HOUR_LEFT: u64 = 2_800 * SECOND;
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
-
-fn options(topology: RedisTopology) -> RedisOptions {
-    RedisOptions {
-        command_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(10),
-        ..RedisOptions::new("redis-test", topology)
-    }
-}
-
 fn connect_cluster(cluster: &RedisCluster) -> RedisStore {
-    let topology = RedisTopology::Cluster {
+    connect(options(RedisTopology::Cluster {
         nodes: cluster.nodes(),
-    };
-    RUNTIME
-        .block_on(RedisStore::connect(options(topology)))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn decide(store: &RedisStore, checks: &[Check<'_>], now: u64) -> Decision {
-    RUNTIME
-        .block_on(store.decide(checks, now))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn check<'a>(key: &'a str, limit: &'a Limit) -> Check<'a> {
-    Check {
-        key,
-        limit,
-        cost: 1,
-        enforced: true,
-    }
+    }))
 }
 
 /// The index (in `cluster.nodes()`) of the master owning `redis_key`'s slot.

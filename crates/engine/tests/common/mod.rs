@@ -1,0 +1,51 @@
+//! What the Redis store tests share: a runtime to drive the async store from
+//! plain tests, generous timeouts, and blocking helpers.
+#![allow(dead_code)] // Each test binary uses part of it.
+
+use ratelimitd_engine::{Check, Decision, Limit, RedisOptions, RedisStore, RedisTopology, Store};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+pub const SECOND: u64 = 1_000_000;
+
+pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+/// Options named `redis-test`, with timeouts generous enough for a loaded
+/// test machine (and a failover).
+pub fn options(topology: RedisTopology) -> RedisOptions {
+    RedisOptions {
+        command_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(10),
+        ..RedisOptions::new("redis-test", topology)
+    }
+}
+
+/// Connects, panicking with the error.
+pub fn connect(options: RedisOptions) -> RedisStore {
+    RUNTIME
+        .block_on(RedisStore::connect(options))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Decides, panicking with the error.
+pub fn decide(store: &RedisStore, checks: &[Check<'_>], now: u64) -> Decision {
+    RUNTIME
+        .block_on(store.decide(checks, now))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An enforced check of cost 1.
+pub fn check<'a>(key: &'a str, limit: &'a Limit) -> Check<'a> {
+    Check {
+        key,
+        limit,
+        cost: 1,
+        enforced: true,
+    }
+}
