@@ -20,12 +20,17 @@ mod clock;
 mod decision;
 mod engine;
 mod limit;
+mod resilience;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Check, Decision, Outcome};
 pub use engine::Engine;
 pub use limit::{AlgorithmKind, InvalidLimit, Limit, EXACT_LIMIT};
+pub use resilience::{
+    BackendHealth, Breaker, BreakerOptions, BreakerSnapshot, BreakerState, FailoverStore,
+    GuardedStore, Permit, Rejected,
+};
 pub use store::{
     MemoryStore, MemoryStoreOptions, MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats,
     RedisTls, RedisTopology, Store, StoreError, TimeSource, WhenFull, SCRIPT,

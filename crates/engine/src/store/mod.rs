@@ -23,6 +23,16 @@ pub struct StoreError {
     pub message: String,
 }
 
+impl StoreError {
+    /// An error of the backend `backend`.
+    pub fn new(backend: &str, message: impl Into<String>) -> Self {
+        Self {
+            backend: backend.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A place counters live, deciding requests atomically.
 #[async_trait]
 pub trait Store: Send + Sync {

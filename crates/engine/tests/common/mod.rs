@@ -2,7 +2,9 @@
 //! plain tests, generous timeouts, and blocking helpers.
 #![allow(dead_code)] // Each test binary uses part of it.
 
-use ratelimitd_engine::{Check, Decision, Limit, RedisOptions, RedisStore, RedisTopology, Store};
+use ratelimitd_engine::{
+    Check, Decision, Limit, RedisOptions, RedisStore, RedisTopology, Store, StoreError,
+};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -35,9 +37,16 @@ pub fn connect(options: RedisOptions) -> RedisStore {
 
 /// Decides, panicking with the error.
 pub fn decide(store: &RedisStore, checks: &[Check<'_>], now: u64) -> Decision {
-    RUNTIME
-        .block_on(store.decide(checks, now))
-        .unwrap_or_else(|e| panic!("{e}"))
+    decide_result(store, checks, now).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Decides with any store.
+pub fn decide_result(
+    store: &dyn Store,
+    checks: &[Check<'_>],
+    now: u64,
+) -> Result<Decision, StoreError> {
+    RUNTIME.block_on(store.decide(checks, now))
 }
 
 /// An enforced check of cost 1.
