@@ -14,13 +14,13 @@ static SERVICE: LazyLock<(tokio::runtime::Runtime, Decider)> = LazyLock::new(|| 
         .build()
         .unwrap();
     let loaded = Arc::new(LoadedPolicy::example().unwrap());
-    let (engine, _memory_stores) = runtime
+    let backends = runtime
         .block_on(ratelimitd_server::connect_engine(
             &loaded,
             Arc::new(SystemClock) as Arc<dyn Clock>,
         ))
         .unwrap();
-    (runtime, Decider::new(loaded, engine))
+    (runtime, Decider::new(loaded, backends))
 });
 
 const FIELDS: [&str; 10] = [

@@ -35,11 +35,10 @@ impl TestServer {
         let loaded = LoadedPolicy::from_text(yaml, Format::Yaml, "test.yaml")
             .unwrap_or_else(|errors| panic!("{errors}"));
         let clock = Arc::new(ManualClock::at_micros(EPOCH_MICROS));
-        let (engine, _memory_stores) =
-            ratelimitd_server::connect_engine(&loaded, clock.clone() as Arc<dyn Clock>)
-                .await
-                .unwrap_or_else(|error| panic!("{error}"));
-        let decider = Arc::new(Decider::new(Arc::new(loaded), engine));
+        let backends = ratelimitd_server::connect_engine(&loaded, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let decider = Arc::new(Decider::new(Arc::new(loaded), backends));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel();

@@ -3,14 +3,15 @@
 
 use crate::condition::{Condition, Family};
 use crate::document::{
-    Algorithm, BackendDoc, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc, WhenFullDoc,
+    Algorithm, BackendDoc, BreakerDoc, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc,
+    WhenFullDoc,
 };
 use crate::error::{ConfigErrors, Errors};
 use crate::key::{IpMasks, KeyPart, KeySource};
 use crate::pattern::Pattern;
 use crate::policy::{
-    BackendKind, BackendSpec, LimitId, LimitSet, LimitSpec, Policy, RedisSpec, RedisTopologySpec,
-    RequestCaps, Rule, Settings, StoreSettings, Tier, TlsSpec,
+    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, LimitId, LimitSet, LimitSpec, Policy,
+    RedisSpec, RedisTopologySpec, RequestCaps, Rule, Settings, StoreSettings, Tier, TlsSpec,
 };
 use crate::rate::{parse_duration, parse_rate};
 use ipnet::IpNet;
@@ -29,6 +30,8 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
         group_limits: HashMap::new(),
         families: HashMap::new(),
         default_algorithm: document.settings.default_algorithm,
+        default_failure_policy: failure_policy(&document.settings.failure_policy)
+            .unwrap_or_default(),
     };
     let settings = compiler.settings(document);
     let store = compiler.store(document);
@@ -87,6 +90,34 @@ struct Compiler {
     /// Each distinct family, numbered in order of appearance.
     families: HashMap<Family, usize>,
     default_algorithm: Algorithm,
+    default_failure_policy: FailurePolicy,
+}
+
+/// Fields a redis backend takes.
+const REDIS_FIELDS: [&str; 12] = [
+    "url",
+    "sentinel",
+    "cluster",
+    "username",
+    "password",
+    "pool_size",
+    "command_timeout",
+    "connect_timeout",
+    "key_prefix",
+    "time_source",
+    "tls",
+    "breaker",
+];
+
+fn failure_policy(text: &str) -> Result<FailurePolicy, String> {
+    match text {
+        "open" => Ok(FailurePolicy::Open),
+        "closed" => Ok(FailurePolicy::Closed),
+        "local" => Ok(FailurePolicy::Local),
+        other => Err(format!(
+            "unknown failure_policy `{other}`, expected one of: open, closed, local"
+        )),
+    }
 }
 
 impl Compiler {
@@ -123,7 +154,21 @@ impl Compiler {
                 );
             }
         }
+        let failure_policy = self
+            .errors
+            .check(
+                "settings.failure_policy",
+                &s.failure_policy,
+                failure_policy(&s.failure_policy),
+            )
+            .unwrap_or_default();
+        if s.local_replicas == 0 {
+            self.errors
+                .push("settings.local_replicas", Some("0"), "must be at least 1");
+        }
         Settings {
+            failure_policy,
+            local_replicas: s.local_replicas.max(1),
             shadow_mode: s.shadow_mode,
             deny_unmatched: s.on_no_match == NoMatchDoc::Deny,
             ip_masks: IpMasks {
@@ -171,31 +216,44 @@ impl Compiler {
             }];
         }
         let mut names = HashSet::new();
+        for (i, doc) in docs.iter().enumerate() {
+            if doc.name.is_empty() {
+                self.errors.push(
+                    format!("backends[{i}].name"),
+                    Some(""),
+                    "a backend needs a name",
+                );
+            } else if !names.insert(doc.name.as_str()) {
+                self.errors.push(
+                    format!("backends[{i}].name"),
+                    Some(&doc.name),
+                    "another backend has this name",
+                );
+            }
+        }
         docs.iter()
             .enumerate()
             .map(|(i, doc)| {
                 let path = format!("backends[{i}]");
-                if doc.name.is_empty() {
-                    self.errors
-                        .push(format!("{path}.name"), Some(""), "a backend needs a name");
-                } else if !names.insert(doc.name.as_str()) {
-                    self.errors.push(
-                        format!("{path}.name"),
-                        Some(&doc.name),
-                        "another backend has this name",
-                    );
-                }
                 let kind = match doc.kind.as_str() {
                     "memory" => {
-                        self.memory_backend(&path, doc);
+                        let message = "applies to redis backends only (a memory backend is sized by `store:`)";
+                        self.only_fields(&path, doc, &[], message);
                         BackendKind::Memory
                     }
-                    "redis" => BackendKind::Redis(Box::new(self.redis_backend(&path, doc))),
+                    "redis" => {
+                        self.only_fields(&path, doc, &REDIS_FIELDS, "applies to failover backends only");
+                        BackendKind::Redis(Box::new(self.redis_backend(&path, doc)))
+                    }
+                    "failover" => {
+                        self.only_fields(&path, doc, &["members"], "applies to redis backends only");
+                        BackendKind::Failover(self.failover_members(&path, doc, docs))
+                    }
                     other => {
                         self.errors.push(
                             format!("{path}.type"),
                             Some(other),
-                            "a backend's type is `memory` or `redis`",
+                            "a backend's type is `memory`, `redis` or `failover`",
                         );
                         BackendKind::Memory
                     }
@@ -208,9 +266,9 @@ impl Compiler {
             .collect()
     }
 
-    /// A memory backend takes its sizing from `store:`, nothing else.
-    fn memory_backend(&mut self, path: &str, doc: &BackendDoc) {
-        let redis_only = [
+    /// Reports, with `message`, every field given that is not `allowed`.
+    fn only_fields(&mut self, path: &str, doc: &BackendDoc, allowed: &[&str], message: &str) {
+        let given = [
             ("url", doc.url.is_some()),
             ("sentinel", doc.sentinel.is_some()),
             ("cluster", doc.cluster.is_some()),
@@ -222,16 +280,58 @@ impl Compiler {
             ("key_prefix", doc.key_prefix.is_some()),
             ("time_source", doc.time_source.is_some()),
             ("tls", doc.tls.is_some()),
+            ("breaker", doc.breaker.is_some()),
+            ("members", !doc.members.is_empty()),
         ];
-        for (field, given) in redis_only {
-            if given {
-                self.errors.push(
-                    format!("{path}.{field}"),
-                    None,
-                    "applies to redis backends only (a memory backend is sized by `store:`)",
-                );
+        for (field, present) in given {
+            if present && !allowed.contains(&field) {
+                self.errors.push(format!("{path}.{field}"), None, message);
             }
         }
+    }
+
+    /// A failover chain's members: other, non-failover backends.
+    fn failover_members(
+        &mut self,
+        path: &str,
+        doc: &BackendDoc,
+        docs: &[BackendDoc],
+    ) -> Vec<usize> {
+        if doc.members.len() < 2 {
+            self.errors.push(
+                format!("{path}.members"),
+                None,
+                "a failover chain needs at least two members",
+            );
+        }
+        doc.members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, member)| {
+                let member_path = format!("{path}.members[{i}]");
+                match docs.iter().position(|other| &other.name == member) {
+                    None => {
+                        self.errors
+                            .push(member_path, Some(member), "no backend has this name");
+                        None
+                    }
+                    Some(index) if docs[index].kind == "failover" => {
+                        self.errors.push(
+                            member_path,
+                            Some(member),
+                            "a failover chain cannot contain another chain",
+                        );
+                        None
+                    }
+                    Some(_) if doc.members[..i].contains(member) => {
+                        self.errors
+                            .push(member_path, Some(member), "listed twice in this chain");
+                        None
+                    }
+                    Some(index) => Some(index),
+                }
+            })
+            .collect()
     }
 
     fn redis_backend(&mut self, path: &str, doc: &BackendDoc) -> RedisSpec {
@@ -315,6 +415,7 @@ impl Compiler {
             ),
             key_prefix,
             redis_time,
+            breaker: self.breaker(&format!("{path}.breaker"), doc.breaker.as_ref()),
             tls: doc.tls.as_ref().map(|tls| {
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
                     self.errors.push(
@@ -329,6 +430,57 @@ impl Compiler {
                     key_file: tls.key_file.clone(),
                 }
             }),
+        }
+    }
+
+    fn breaker(&mut self, path: &str, doc: Option<&BreakerDoc>) -> BreakerSpec {
+        let doc = doc.cloned().unwrap_or_default();
+        let count = |errors: &mut Errors, field: &str, value: Option<u32>, default: u32| {
+            let value = value.unwrap_or(default);
+            if value == 0 {
+                errors.push(format!("{path}.{field}"), Some("0"), "must be at least 1");
+            }
+            value.max(1)
+        };
+        let failure_threshold = count(
+            &mut self.errors,
+            "failure_threshold",
+            doc.failure_threshold,
+            5,
+        );
+        let half_open_max_calls = count(
+            &mut self.errors,
+            "half_open_max_calls",
+            doc.half_open_max_calls,
+            1,
+        );
+        let recovery_timeout = self.positive_duration(
+            &format!("{path}.recovery_timeout"),
+            doc.recovery_timeout.as_deref(),
+            Duration::from_secs(1),
+        );
+        let max_recovery_timeout = self.positive_duration(
+            &format!("{path}.max_recovery_timeout"),
+            doc.max_recovery_timeout.as_deref(),
+            Duration::from_secs(30).max(recovery_timeout),
+        );
+        if max_recovery_timeout < recovery_timeout {
+            self.errors.push(
+                format!("{path}.max_recovery_timeout"),
+                doc.max_recovery_timeout.as_deref(),
+                "must not be shorter than recovery_timeout",
+            );
+        }
+        BreakerSpec {
+            failure_threshold,
+            failure_window: self.positive_duration(
+                &format!("{path}.failure_window"),
+                doc.failure_window.as_deref(),
+                Duration::from_secs(10),
+            ),
+            recovery_timeout,
+            max_recovery_timeout,
+            half_open_max_calls,
         }
     }
 
@@ -453,10 +605,22 @@ impl Compiler {
                     0
                 }),
         };
+        let failure_policy = match &doc.failure_policy {
+            None => self.default_failure_policy,
+            Some(text) => self
+                .errors
+                .check(
+                    &format!("{path}.failure_policy"),
+                    text,
+                    failure_policy(text),
+                )
+                .unwrap_or_default(),
+        };
         Rule {
             name: doc.name.clone(),
             shadow: doc.shadow,
             backend,
+            failure_policy,
             family: self.family_id(matches.family()),
             specificity: matches.specificity(),
             matches,

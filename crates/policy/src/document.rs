@@ -37,6 +37,10 @@ pub struct SettingsDoc {
     pub ipv6_prefix: u8,
     /// Caps on request size.
     pub request: RequestCapsDoc,
+    /// What rules do when their backend fails: `open`, `closed` or `local`.
+    pub failure_policy: String,
+    /// Replicas sharing the traffic: `local` fallback limits are divided by it.
+    pub local_replicas: u64,
 }
 
 impl Default for SettingsDoc {
@@ -48,6 +52,8 @@ impl Default for SettingsDoc {
             ipv4_prefix: 32,
             ipv6_prefix: 64,
             request: RequestCapsDoc::default(),
+            failure_policy: "open".into(),
+            local_replicas: 1,
         }
     }
 }
@@ -150,6 +156,9 @@ pub struct RuleDoc {
     pub group: Option<String>,
     /// The backend keeping this rule's counters; absent: the first one.
     pub backend: Option<String>,
+    /// When its backend fails: `open`, `closed` or `local` (default:
+    /// `settings.failure_policy`).
+    pub failure_policy: Option<String>,
 }
 
 /// One backend.
@@ -183,6 +192,26 @@ pub struct BackendDoc {
     pub time_source: Option<String>,
     /// TLS (also implied, with the system's roots, by a `rediss://` URL).
     pub tls: Option<TlsDoc>,
+    /// The circuit breaker of a redis backend.
+    pub breaker: Option<BreakerDoc>,
+    /// A `failover` backend: other backends' names, in order of preference.
+    pub members: Vec<String>,
+}
+
+/// `breaker:` of a Redis backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerDoc {
+    /// Failures within `failure_window` that open it (default 5).
+    pub failure_threshold: Option<u32>,
+    /// Default `10s`.
+    pub failure_window: Option<String>,
+    /// First time open (default `1s`), doubled after each failed probe...
+    pub recovery_timeout: Option<String>,
+    /// ...up to this (default `30s`).
+    pub max_recovery_timeout: Option<String>,
+    /// Probes let through when half open (default 1).
+    pub half_open_max_calls: Option<u32>,
 }
 
 /// `tls:` of a Redis backend: PEM files.

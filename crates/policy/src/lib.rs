@@ -27,8 +27,8 @@ pub use key::{IpMasks, KeyPart, KeySource};
 pub use load::{overrides_from, parse_document, Format, ENV_PREFIX};
 pub use pattern::{wildcard_match, Pattern, Specificity};
 pub use policy::{
-    BackendKind, BackendSpec, LimitId, LimitSpec, Plan, PlannedCheck, Policy, RedisSpec,
-    RedisTopologySpec, RequestCaps, Rule, Settings, StoreSettings, TlsSpec,
+    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, LimitId, LimitSpec, Plan, PlannedCheck,
+    Policy, RedisSpec, RedisTopologySpec, RequestCaps, Rule, Settings, StoreSettings, TlsSpec,
 };
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};

@@ -43,6 +43,37 @@ pub enum BackendKind {
     Memory,
     /// Redis.
     Redis(Box<RedisSpec>),
+    /// A failover chain over other backends (indices into
+    /// [`Policy::backends`]), first preferred.
+    Failover(Vec<usize>),
+}
+
+/// What a rule does when its backend fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Allow, marking the response degraded.
+    #[default]
+    Open,
+    /// Deny with `UNAVAILABLE`.
+    Closed,
+    /// Decide in the in-process fallback store with the limits divided by
+    /// `settings.local_replicas`.
+    Local,
+}
+
+/// A Redis backend's circuit breaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerSpec {
+    /// Failures within `failure_window` that open it.
+    pub failure_threshold: u32,
+    /// The window failures are counted in.
+    pub failure_window: Duration,
+    /// First time open.
+    pub recovery_timeout: Duration,
+    /// Longest time open.
+    pub max_recovery_timeout: Duration,
+    /// Probes let through when half open.
+    pub half_open_max_calls: u32,
 }
 
 /// A Redis backend's settings.
@@ -66,6 +97,8 @@ pub struct RedisSpec {
     pub redis_time: bool,
     /// TLS, when given (a `rediss://` URL without it uses the system's roots).
     pub tls: Option<TlsSpec>,
+    /// Its circuit breaker.
+    pub breaker: BreakerSpec,
 }
 
 /// TLS files of a Redis backend.
@@ -106,6 +139,10 @@ pub struct Settings {
     pub ip_masks: IpMasks,
     /// Request size caps.
     pub caps: RequestCaps,
+    /// What rules do by default when their backend fails.
+    pub failure_policy: FailurePolicy,
+    /// `local` fallback limits are divided by this.
+    pub local_replicas: u64,
 }
 
 /// Caps on request size, enforced before matching.
@@ -141,6 +178,8 @@ pub struct Rule {
     pub shadow: bool,
     /// Index of the backend in [`Policy::backends`].
     pub backend: usize,
+    /// What it does when its backend fails.
+    pub failure_policy: FailurePolicy,
     pub(crate) matches: Condition,
     pub(crate) skip_if: Option<Condition>,
     pub(crate) key: Vec<KeyPart>,
@@ -219,6 +258,8 @@ pub struct PlannedCheck<'p> {
     pub shadow: bool,
     /// Index of the backend keeping the counter.
     pub backend: usize,
+    /// What to do when that backend fails.
+    pub failure_policy: FailurePolicy,
 }
 
 impl Policy {
@@ -321,6 +362,7 @@ impl Policy {
                     key,
                     shadow,
                     backend: rule.backend,
+                    failure_policy: rule.failure_policy,
                 })
             })
             .collect()

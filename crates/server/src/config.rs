@@ -25,6 +25,9 @@ pub struct LoadedPolicy {
     pub policy: Policy,
     /// Engine limits, indexed like [`Policy::limits`].
     pub limits: Vec<Limit>,
+    /// The same limits divided by `settings.local_replicas`, for the `local`
+    /// failure policy.
+    pub local_limits: Vec<Limit>,
     /// Where it came from.
     pub origin: String,
 }
@@ -59,28 +62,34 @@ impl LoadedPolicy {
         let overrides = overrides_from(std::env::vars());
         let policy = ratelimitd_policy::load(text, format, origin, &overrides)?;
         let mut errors = Vec::new();
-        let limits = policy
-            .limits()
-            .iter()
-            .filter_map(|spec| {
-                engine_limit(spec)
-                    .map_err(|message| {
-                        errors.push(ConfigError {
-                            file: origin.to_string(),
-                            path: spec.path.clone(),
-                            value: Some(spec.rate.to_string()),
-                            message,
+        let mut compile = |divisor: u64| -> Vec<Limit> {
+            policy
+                .limits()
+                .iter()
+                .filter_map(|spec| {
+                    engine_limit(&divided(spec, divisor))
+                        .map_err(|message| {
+                            errors.push(ConfigError {
+                                file: origin.to_string(),
+                                path: spec.path.clone(),
+                                value: Some(spec.rate.to_string()),
+                                message,
+                            })
                         })
-                    })
-                    .ok()
-            })
-            .collect();
+                        .ok()
+                })
+                .collect()
+        };
+        let limits = compile(1);
+        let local_limits = compile(policy.settings.local_replicas);
         if !errors.is_empty() {
+            errors.dedup();
             return Err(ConfigErrors(errors));
         }
         Ok(Self {
             policy,
             limits,
+            local_limits,
             origin: origin.to_string(),
         })
     }
@@ -131,6 +140,17 @@ pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
         }),
         ..RedisOptions::new(name, topology)
     }
+}
+
+/// `spec` with its rate, burst and initial tokens divided by `divisor`
+/// (rounded up, so a positive limit stays positive).
+fn divided(spec: &LimitSpec, divisor: u64) -> LimitSpec {
+    let share = |n: u64| n.div_ceil(divisor);
+    let mut divided = spec.clone();
+    divided.rate.count = share(spec.rate.count);
+    divided.burst = share(spec.burst);
+    divided.initial_tokens = share(spec.initial_tokens).min(divided.burst);
+    divided
 }
 
 /// The engine limit a policy limit describes. A rate of 0 blocks whatever

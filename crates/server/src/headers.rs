@@ -3,8 +3,11 @@
 //! seconds) for the most restrictive enforced limit, `Retry-After` (seconds)
 //! on denial, and the IETF `RateLimit-Policy` / `RateLimit` structured fields
 //! (draft-ietf-httpapi-ratelimit-headers) listing every enforced limit.
-//! Shadow limits never show: they do not limit the client.
+//! Shadow limits never show: they do not limit the client; nor do limits
+//! whose backend failed and that were not decided locally (nothing is known
+//! of their state).
 
+use ratelimitd_proto::v1::limit_status::Failure;
 use ratelimitd_proto::v1::LimitStatus;
 use std::collections::HashMap;
 
@@ -44,7 +47,10 @@ fn sf_string(text: &str) -> String {
 
 /// The headers for `statuses` decided at `now_ms` (Unix milliseconds).
 pub fn rate_limit_headers(statuses: &[LimitStatus], now_ms: u64) -> HashMap<String, String> {
-    let enforced: Vec<&LimitStatus> = statuses.iter().filter(|s| !s.shadow).collect();
+    let enforced: Vec<&LimitStatus> = statuses
+        .iter()
+        .filter(|s| !s.shadow && matches!(s.failure(), Failure::None | Failure::Local))
+        .collect();
     let mut headers = HashMap::new();
     // The limit the client runs into first: a denying one (the longest wait),
     // else the one with the least remaining.

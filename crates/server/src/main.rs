@@ -198,15 +198,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let (engine, memory_stores) =
-        match ratelimitd_server::connect_engine(&loaded, Arc::new(SystemClock)).await {
-            Ok(connected) => connected,
-            Err(error) => {
-                eprintln!("ratelimitd: {error}");
-                return Ok(ExitCode::FAILURE);
-            }
-        };
-    for store in &memory_stores {
+    let backends = match ratelimitd_server::connect_engine(&loaded, Arc::new(SystemClock)).await {
+        Ok(backends) => backends,
+        Err(error) => {
+            eprintln!("ratelimitd: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for store in &backends.memory_stores {
         store.spawn_sweeper(Arc::new(SystemClock), loaded.policy.store.sweep_interval);
     }
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
@@ -218,7 +217,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rules = loaded.policy.rules().len(),
         "ratelimitd serving"
     );
-    let decider = Arc::new(Decider::new(loaded, engine));
+    let decider = Arc::new(Decider::new(loaded, backends));
     let shutdown = Shutdown {
         drain_delay: args.drain_delay,
         grace: args.shutdown_grace,

@@ -35,12 +35,14 @@
 mod cluster;
 mod ports;
 mod process;
+mod proxy;
 pub mod resp;
 mod sentinel;
 mod standalone;
 mod tls;
 
 pub use cluster::RedisCluster;
+pub use proxy::{FaultProxy, Mode};
 pub use sentinel::RedisSentinelSet;
 pub use standalone::{RedisOptions, RedisServer};
 pub use tls::{TlsFiles, TlsRedis};
