@@ -72,51 +72,63 @@ rules:
     assert!(ttl > 0 && ttl <= 60_000, "PTTL {ttl}");
 }
 
-#[test]
-fn serve_names_the_backend_when_redis_is_unreachable_or_refuses() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_without_redis_serves_by_policy_and_uses_redis_once_it_is_up() {
     if !require_redis() {
         return;
     }
-    let redis =
-        RedisServer::start_with(ratelimitd_testkit::RedisOptions::default().with_password("right"));
-    let dir = tempfile::tempdir().unwrap();
-    let serve = |url: &str| {
-        let config = config_file(
-            &dir,
-            &format!(
-                "backends: [{{name: primary, type: redis, url: \"{url}\", connect_timeout: 1s}}]\nrules: []\n"
-            ),
-        );
-        std::process::Command::new(support::BINARY)
-            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--config", &config])
-            .output()
-            .unwrap()
-    };
-    let refused = serve(&format!("redis://:wrong@{}", redis.addr()));
-    assert_eq!(refused.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "ratelimitd: backend primary: cannot connect to redis://:***@{}",
-            redis.addr()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("wrong"),
-        "the password is not printed: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-
+    let mut redis = RedisServer::start();
     let port = redis.port();
-    drop(redis);
-    let unreachable = serve(&format!("redis://127.0.0.1:{port}"));
-    assert_eq!(unreachable.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&unreachable.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "ratelimitd: backend primary: cannot connect to redis://127.0.0.1:{port}"
-        )),
-        "{stderr}"
+    redis.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        &dir,
+        &format!(
+            r#"
+backends:
+  - name: primary
+    type: redis
+    url: "redis://:s3cret@127.0.0.1:{port}"
+    connect_timeout: 300ms
+    command_timeout: 200ms
+    breaker: {{failure_threshold: 1, recovery_timeout: 100ms, max_recovery_timeout: 200ms}}
+rules:
+  - {{name: r, domain: d, match: {{descriptors: [{{key: k}}]}}, rate: 10/m, failure_policy: open}}
+"#
+        ),
     );
+    let process = ServeProcess::spawn(&["--config", &config]);
+    let warning = process.startup_log.join("\n");
+    assert!(warning.contains("backend=primary"), "{warning}");
+    assert!(
+        warning.contains(&format!("cannot connect to redis://:***@127.0.0.1:{port}")),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains("s3cret"),
+        "the password is never printed: {warning}"
+    );
+
+    let input = CheckInput {
+        domain: "d".into(),
+        descriptors: vec![("k".into(), "v".into())],
+        ..CheckInput::default()
+    };
+    let degraded = check(&process.addr, &input).await.unwrap();
+    assert!(degraded.allowed && degraded.degraded, "{degraded:?}");
+
+    redis.restart();
+    redis.cli(&["CONFIG", "SET", "requirepass", "s3cret"]);
+    let mut decided = None;
+    for _ in 0..100 {
+        let response = check(&process.addr, &input).await.unwrap();
+        if !response.degraded {
+            decided = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let decided = decided.expect("Redis is used once it is up");
+    assert_eq!(decided.statuses[0].remaining, 9);
+    assert_eq!(decided.statuses[0].backend, "primary");
 }

@@ -116,6 +116,8 @@ pub struct ServeProcess {
     pub child: Child,
     /// `127.0.0.1:port`, read from its startup log line.
     pub addr: String,
+    /// Its stderr lines before the startup line.
+    pub startup_log: Vec<String>,
     /// Its later stderr lines.
     pub log: mpsc::Receiver<String>,
 }
@@ -138,15 +140,25 @@ impl ServeProcess {
                 let _ = lines.send(line);
             }
         });
-        let serving = log
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a startup log line");
-        let addr = serving
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("grpc_addr="))
-            .unwrap_or_else(|| panic!("no address in {serving:?}"))
-            .to_string();
-        Self { child, addr, log }
+        let mut startup_log = Vec::new();
+        let addr = loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no startup line; before it: {startup_log:#?}"));
+            if let Some(addr) = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("grpc_addr="))
+            {
+                break addr.to_string();
+            }
+            startup_log.push(line);
+        };
+        Self {
+            child,
+            addr,
+            startup_log,
+            log,
+        }
     }
 }
 

@@ -48,9 +48,11 @@ fn breaker_options(spec: &BreakerSpec) -> BreakerOptions {
     }
 }
 
-/// Connects `loaded`'s backends (failing with an error naming the backend)
-/// and puts every Redis backend behind a circuit breaker and its command
-/// timeout.
+/// Connects `loaded`'s backends and puts every Redis backend behind a
+/// circuit breaker and its command timeout. A Redis that cannot be reached
+/// is logged and retried in the background (its rules follow their failure
+/// policy meanwhile); only configuration errors (bad URL, TLS files) fail,
+/// naming the backend.
 pub async fn connect_engine(
     loaded: &LoadedPolicy,
     clock: Arc<dyn Clock>,
@@ -68,7 +70,7 @@ pub async fn connect_engine(
             }
             BackendKind::Redis(redis) => {
                 let options = config::redis_options(&backend.name, redis);
-                let store = Arc::new(RedisStore::connect(options).await?);
+                let store = Arc::new(RedisStore::start(options).await?);
                 let breaker = Breaker::new(
                     &backend.name,
                     breaker_options(&redis.breaker),

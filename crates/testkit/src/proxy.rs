@@ -406,11 +406,11 @@ enum Direction {
 /// A connection thread: waits out a blackhole, connects to the upstream,
 /// then copies client → upstream while a second thread copies back.
 fn serve(shared: &Arc<Shared>, client: TcpStream, live: LiveGuard) {
-    match hold_while_blackholed(shared, &client) {
-        Ok(()) => {}
+    let early = match hold_while_blackholed(shared, &client) {
+        Ok(early) => early,
         Err(End::Eof) => return,
         Err(End::Error) => return reset(client),
-    }
+    };
     if shared.stopped() {
         return;
     }
@@ -423,6 +423,9 @@ fn serve(shared: &Arc<Shared>, client: TcpStream, live: LiveGuard) {
         aborted: AtomicBool::new(false),
         _live: live,
     });
+    if forward(shared, &conn, &conn.upstream, &early).is_err() {
+        return conn.abort();
+    }
     let partner = {
         let (shared, conn) = (Arc::clone(shared), Arc::clone(&conn));
         thread::Builder::new()
@@ -439,11 +442,12 @@ fn serve(shared: &Arc<Shared>, client: TcpStream, live: LiveGuard) {
 }
 
 /// Before the upstream connection exists: while in [`Mode::Blackhole`],
-/// reads and drops what the client sends. `Ok` when the connection should
-/// go on, `Err` when the client went away meanwhile or it should be reset
+/// reads and drops what the client sends. `Ok` with the bytes read after the
+/// mode changed (to be forwarded) when the connection should go on, `Err`
+/// when the client went away meanwhile or it should be reset
 /// ([`Mode::Reset`]).
-fn hold_while_blackholed(shared: &Shared, client: &TcpStream) -> Result<(), End> {
-    let mut buf = [0; 4096];
+fn hold_while_blackholed(shared: &Shared, client: &TcpStream) -> Result<Vec<u8>, End> {
+    let mut buf = vec![0; 64 * 1024];
     let mut ended = None;
     loop {
         if shared.stopped() {
@@ -452,7 +456,7 @@ fn hold_while_blackholed(shared: &Shared, client: &TcpStream) -> Result<(), End>
         match shared.mode() {
             Mode::Blackhole => {}
             Mode::Reset => return Err(End::Error),
-            Mode::Forward | Mode::Refuse => return ended.map_or(Ok(()), Err),
+            Mode::Forward | Mode::Refuse => return ended.map_or(Ok(Vec::new()), Err),
         }
         if ended.is_some() {
             // Nothing more to read; stay silent until the mode changes.
@@ -461,7 +465,14 @@ fn hold_while_blackholed(shared: &Shared, client: &TcpStream) -> Result<(), End>
         }
         match (&*client).read(&mut buf) {
             Ok(0) => ended = Some(End::Eof),
-            Ok(_) => {} // dropped
+            // The mode may have changed while the read was waiting.
+            Ok(n) => match shared.mode() {
+                Mode::Forward | Mode::Refuse => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Mode::Blackhole | Mode::Reset => {} // dropped
+            },
             Err(e) if is_retry(&e) => {}
             Err(_) => ended = Some(End::Error),
         }

@@ -184,7 +184,6 @@ fn fred_config(options: &RedisOptions) -> Result<Config, String> {
         (None, true) => Some(RedisTls::default().connector()?.into()),
         (None, false) => None,
     };
-    config.fail_fast = true;
     Ok(config)
 }
 
@@ -192,18 +191,47 @@ impl RedisStore {
     /// Connects, loads the script, and fails with an error naming the backend
     /// when Redis is unreachable or refuses the credentials.
     pub async fn connect(options: RedisOptions) -> Result<Self, StoreError> {
-        let name = options.name.clone();
-        let error = |message: String| StoreError {
-            backend: name.clone(),
-            message,
-        };
+        let store = Self::build(options, true)?;
+        let describe = describe(&store.options.topology);
+        if let Err(message) = store.wait_for_connection().await {
+            let _ = store.pool.quit().await;
+            return Err(store.error(format!("cannot connect to {describe}: {message}")));
+        }
+        store
+            .load_script()
+            .await
+            .map_err(|e| store.error(format!("cannot load the script into {describe}: {e}")))?;
+        Ok(store)
+    }
+
+    /// Like [`RedisStore::connect`], but an unreachable Redis (or refused
+    /// credentials) is logged, not fatal: the client keeps reconnecting in
+    /// the background with backoff, calls fail fast meanwhile, and the script
+    /// is loaded on first use. Only configuration errors fail.
+    pub async fn start(options: RedisOptions) -> Result<Self, StoreError> {
+        let store = Self::build(options, false)?;
+        if let Err(message) = store.wait_for_connection().await {
+            tracing::warn!(
+                backend = %store.options.name,
+                "cannot connect to {}: {message}; retrying in the background",
+                describe(&store.options.topology)
+            );
+        }
+        Ok(store)
+    }
+
+    /// The client, configured and connecting in the background. Without
+    /// `fail_fast`, a failed first connection is retried like a lost one.
+    fn build(options: RedisOptions, fail_fast: bool) -> Result<Self, StoreError> {
+        let error = |message: String| StoreError::new(&options.name, message);
         if options.key_prefix.contains(['{', '}']) {
             return Err(error(format!(
                 "key prefix `{}` must not contain braces (they are Redis Cluster hash tags)",
                 options.key_prefix
             )));
         }
-        let config = fred_config(&options).map_err(error)?;
+        let mut config = fred_config(&options).map_err(error)?;
+        config.fail_fast = fail_fast;
         let command_timeout = options.command_timeout;
         let connect_timeout = options.connect_timeout;
         let pool = Builder::from_config(config)
@@ -217,34 +245,29 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_pool(options.pool_size.max(1))
             .map_err(|e| error(format!("cannot configure the client: {e}")))?;
-        let describe = describe(&options.topology);
-        match tokio::time::timeout(connect_timeout, pool.init()).await {
-            Ok(Ok(_connection_tasks)) => {}
-            Ok(Err(e)) => {
-                let _ = pool.quit().await;
-                return Err(error(format!("cannot connect to {describe}: {e}")));
-            }
-            Err(_) => {
-                let _ = pool.quit().await;
-                return Err(error(format!(
-                    "cannot connect to {describe}: no answer within {connect_timeout:?}"
-                )));
-            }
-        }
-        let clustered = matches!(options.topology, RedisTopology::Cluster { .. });
-        let mut store = Self {
+        pool.connect();
+        Ok(Self {
+            clustered: matches!(options.topology, RedisTopology::Cluster { .. }),
             options,
             pool,
-            clustered,
-            script_sha: String::new(),
+            script_sha: fred::util::sha1_hash(SCRIPT),
             script_calls: AtomicU64::new(0),
             noscript_reloads: AtomicU64::new(0),
-        };
-        store.script_sha = store
-            .load_script()
-            .await
-            .map_err(|e| error(format!("cannot load the script into {describe}: {e}")))?;
-        Ok(store)
+        })
+    }
+
+    /// Waits (at most the connect timeout) for the first connection.
+    async fn wait_for_connection(&self) -> Result<(), String> {
+        let timeout = self.options.connect_timeout;
+        match tokio::time::timeout(timeout, self.pool.wait_for_connect()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    fn error(&self, message: String) -> StoreError {
+        StoreError::new(&self.options.name, message)
     }
 
     /// What the store has done so far.
@@ -260,12 +283,13 @@ impl RedisStore {
         format!("{}{key}", self.options.key_prefix)
     }
 
-    async fn load_script(&self) -> Result<String, FredError> {
-        if self.clustered {
-            self.pool.next().script_load_cluster(SCRIPT).await
+    async fn load_script(&self) -> Result<(), FredError> {
+        let _sha: String = if self.clustered {
+            self.pool.next().script_load_cluster(SCRIPT).await?
         } else {
-            self.pool.next().script_load(SCRIPT).await
-        }
+            self.pool.next().script_load(SCRIPT).await?
+        };
+        Ok(())
     }
 
     /// EVALSHA, reloading the script once on NOSCRIPT.
