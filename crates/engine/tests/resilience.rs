@@ -162,3 +162,59 @@ fn a_failover_chain_uses_the_secondary_then_memory_and_returns_to_the_primary() 
     let after = primary.cli(&["GET", "rl:{chain}x"]);
     assert_ne!(before, after, "decisions are on the primary again");
 }
+
+#[test]
+fn a_blackholing_or_resetting_network_trips_the_breaker_within_the_deadline() {
+    use ratelimitd_testkit::{FaultProxy, Mode};
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(&server.addr());
+    let clock = Arc::new(ManualClock::at_micros(START));
+    let options = RedisOptions {
+        command_timeout: TIMEOUT,
+        connect_timeout: Duration::from_secs(5),
+        ..RedisOptions::new(
+            "behind-proxy",
+            RedisTopology::Standalone {
+                url: format!("redis://{}", proxy.addr()),
+            },
+        )
+    };
+    let redis = RUNTIME.block_on(RedisStore::connect(options)).unwrap();
+    let store = GuardedStore::new(
+        Arc::new(redis),
+        Breaker::new("behind-proxy", breaker_options(), clock.clone()),
+        TIMEOUT,
+    );
+    let limit = Limit::fixed_window(1_000, Duration::from_secs(60)).unwrap();
+    let checks = [check("{proxy}x", &limit)];
+    assert!(decide_result(&store, &checks, START).is_ok());
+
+    for (mode, name) in [(Mode::Blackhole, "blackhole"), (Mode::Reset, "reset")] {
+        proxy.set_mode(mode);
+        for _ in 0..3 {
+            let started = Instant::now();
+            assert!(decide_result(&store, &checks, START).is_err(), "{name}");
+            assert!(
+                started.elapsed() < TIMEOUT + Duration::from_millis(150),
+                "{name}: {:?}",
+                started.elapsed()
+            );
+        }
+        assert_eq!(store.health().breaker.state, BreakerState::Open, "{name}");
+        proxy.set_mode(Mode::Forward);
+        let mut recovered = false;
+        for _ in 0..40 {
+            clock.advance(Duration::from_secs(8));
+            if decide_result(&store, &checks, START).is_ok() {
+                recovered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(recovered, "{name}: {:?}", store.health());
+        assert_eq!(store.health().breaker.state, BreakerState::Closed, "{name}");
+    }
+}
