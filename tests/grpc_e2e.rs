@@ -387,6 +387,7 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
+        "ratelimit.v1.Admin",
         "ratelimit.v1.RateLimiter",
     ];
 

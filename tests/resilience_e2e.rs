@@ -94,3 +94,99 @@ rules:
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_serving_only_while_a_fail_closed_rule_has_no_backend() {
+    use ratelimitd_server::health::{backends, probe};
+    use tonic_health::pb::health_check_response::ServingStatus;
+    if !require_redis() {
+        return;
+    }
+    let mut primary = RedisServer::start();
+    let server = TestServer::start(&format!(
+        r#"
+backends:
+  - name: primary
+    type: redis
+    url: "{}"
+    command_timeout: 200ms
+    breaker: {{failure_threshold: 1, recovery_timeout: 5s}}
+  - {{name: local, type: memory}}
+rules:
+  - {{name: strict, domain: d, match: {{descriptors: [{{key: closed}}]}}, rate: 5/m, failure_policy: closed}}
+  - {{name: elsewhere, domain: d, match: {{descriptors: [{{key: mem}}]}}, rate: 5/m, backend: local, failure_policy: closed}}
+"#,
+        primary.url()
+    ))
+    .await;
+    let addr = server.addr.to_string();
+    let mut client = server.client().await;
+    assert_eq!(probe(&addr, "").await.unwrap(), ServingStatus::Serving);
+
+    primary.kill();
+    let unavailable = check(&mut client, &request("d", &[("closed", "a")])).await;
+    assert_eq!(unavailable.code, Code::Unavailable as i32);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while probe(&addr, "").await.unwrap() != ServingStatus::NotServing {
+        assert!(Instant::now() < deadline, "health never turned NOT_SERVING");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        probe(&addr, "ratelimit.v1.RateLimiter").await.unwrap(),
+        ServingStatus::NotServing
+    );
+    let status = backends(&addr).await.unwrap();
+    assert!(!status.serving);
+    assert_eq!(status.backends[0].name, "primary");
+    assert_eq!(status.backends[0].breaker, "OPEN");
+    assert!(!status.backends[0].usable);
+    assert!(!status.backends[0].last_error.is_empty());
+    assert_eq!(
+        (status.backends[1].kind.as_str(), status.backends[1].usable),
+        ("memory", true)
+    );
+    // The memory backend's rule is unaffected.
+    assert!(
+        check(&mut client, &request("d", &[("mem", "a")]))
+            .await
+            .allowed
+    );
+
+    let cli_addr = addr.clone();
+    let cli = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::BINARY)
+            .args(["health", "--addr", &cli_addr, "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(cli.status.code(), Some(1), "unhealthy: non-zero");
+    let json: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(json["status"], "NOT_SERVING");
+    assert_eq!(json["backends"][0]["breaker"], "OPEN");
+
+    primary.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        server.clock.advance(Duration::from_secs(5));
+        let response = check(&mut client, &request("d", &[("closed", "a")])).await;
+        if response.allowed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis never came back: {response:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while probe(&addr, "").await.unwrap() != ServingStatus::Serving {
+        assert!(
+            Instant::now() < deadline,
+            "health never turned SERVING again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

@@ -1,7 +1,9 @@
 //! The gRPC server: `ratelimit.v1.RateLimiter`, `grpc.health.v1.Health` and
 //! server reflection (v1 and v1alpha), with a draining shutdown.
 
+use crate::admin::AdminService;
 use crate::decider::Decider;
+use ratelimitd_proto::v1::admin_server::AdminServer;
 use ratelimitd_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse};
 use std::future::Future;
@@ -11,6 +13,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
+use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 /// `ratelimit.v1.RateLimiter` over a [`Decider`].
@@ -31,6 +34,36 @@ impl RateLimiter for RateLimiterService {
     }
 }
 
+/// How often health is re-evaluated from the backends' breakers.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Keeps grpc.health.v1 truthful: NOT_SERVING exactly while a rule that
+/// fails closed has no usable backend (see [`crate::admin::serving`]).
+async fn monitor_health(health: HealthReporter, decider: Arc<Decider>, mut serving: bool) {
+    let mut ticks = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let now_serving = crate::admin::serving(&decider);
+        if now_serving != serving {
+            tracing::warn!(serving = now_serving, "health changed");
+            set_health(&health, now_serving).await;
+            serving = now_serving;
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(ratelimitd_proto::RATE_LIMITER_SERVICE, status)
+        .await;
+}
+
 /// How the server stops once asked to.
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown {
@@ -49,9 +82,9 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<RateLimiterServer<RateLimiterService>>()
-        .await;
+    let serving = crate::admin::serving(&decider);
+    set_health(&health, serving).await;
+    let monitor = tokio::spawn(monitor_health(health.clone(), decider.clone(), serving));
     // Both reflection versions advertise every service served, themselves
     // included, so any grpcurl finds everything.
     let reflection = || {
@@ -72,6 +105,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(AdminServer::new(AdminService::new(decider.clone())))
         .add_service(RateLimiterServer::new(RateLimiterService { decider }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -85,12 +119,8 @@ pub async fn serve(
         () = stop => {}
     }
 
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_not_serving::<RateLimiterServer<RateLimiterService>>()
-        .await;
+    monitor.abort();
+    set_health(&health, false).await;
     tracing::info!(
         drain_delay = ?shutdown.drain_delay,
         "shutdown requested: health is NOT_SERVING, still serving while draining"

@@ -1,6 +1,7 @@
 //! ratelimitd, the service: thin adapters from gRPC and the command line to
 //! the policy and the engine.
 
+pub mod admin;
 pub mod bench;
 pub mod check;
 pub mod config;
@@ -12,8 +13,8 @@ pub mod request;
 
 use config::LoadedPolicy;
 use ratelimitd_engine::{
-    BackendHealth, Breaker, BreakerOptions, Clock, Engine, FailoverStore, GuardedStore,
-    MemoryStore, RedisStore, Store, StoreError,
+    BackendHealth, Breaker, BreakerOptions, BreakerState, Clock, Engine, FailoverStore,
+    GuardedStore, MemoryStore, RedisStore, Store, StoreError,
 };
 use ratelimitd_policy::{BackendKind, BreakerSpec};
 use std::sync::Arc;
@@ -24,17 +25,40 @@ pub struct Backends {
     pub engine: Engine,
     /// The in-process stores (for their sweepers and stats).
     pub memory_stores: Vec<Arc<MemoryStore>>,
-    /// The Redis backends, behind their breakers (for health).
-    pub guarded: Vec<Arc<GuardedStore>>,
+    /// Every backend, by index, as health sees it.
+    pub kinds: Vec<BackendHandle>,
     /// Where rules with the `local` failure policy decide when their backend
     /// fails.
     pub local_fallback: Arc<MemoryStore>,
 }
 
+/// A backend as health sees it.
+pub enum BackendHandle {
+    /// In process: always usable.
+    Memory,
+    /// Redis behind its breaker.
+    Redis(Arc<GuardedStore>),
+    /// A failover chain over these backends.
+    Failover(Vec<usize>),
+}
+
 impl Backends {
-    /// Breaker state and latency of every Redis backend.
-    pub fn health(&self) -> Vec<BackendHealth> {
-        self.guarded.iter().map(|store| store.health()).collect()
+    /// Whether decisions can go to backend `index` now: its breaker is not
+    /// open (a chain: one of its members is usable).
+    pub fn usable(&self, index: usize) -> bool {
+        match &self.kinds[index] {
+            BackendHandle::Memory => true,
+            BackendHandle::Redis(store) => store.health().breaker.state != BreakerState::Open,
+            BackendHandle::Failover(members) => members.iter().any(|&m| self.usable(m)),
+        }
+    }
+
+    /// The breaker and latency of backend `index`, if it has a breaker.
+    pub fn health(&self, index: usize) -> Option<BackendHealth> {
+        match &self.kinds[index] {
+            BackendHandle::Redis(store) => Some(store.health()),
+            _ => None,
+        }
     }
 }
 
@@ -60,12 +84,13 @@ pub async fn connect_engine(
     let backends = loaded.policy.backends();
     let mut stores: Vec<Option<Arc<dyn Store>>> = Vec::with_capacity(backends.len());
     let mut memory_stores = Vec::new();
-    let mut guarded = Vec::new();
+    let mut kinds = Vec::with_capacity(backends.len());
     for backend in backends {
         stores.push(match &backend.kind {
             BackendKind::Memory => {
                 let store = Arc::new(MemoryStore::new(loaded.memory_store_options(&backend.name)));
                 memory_stores.push(store.clone());
+                kinds.push(BackendHandle::Memory);
                 Some(store)
             }
             BackendKind::Redis(redis) => {
@@ -77,10 +102,13 @@ pub async fn connect_engine(
                     clock.clone(),
                 );
                 let store = Arc::new(GuardedStore::new(store, breaker, redis.command_timeout));
-                guarded.push(store.clone());
+                kinds.push(BackendHandle::Redis(store.clone()));
                 Some(store)
             }
-            BackendKind::Failover(_) => None,
+            BackendKind::Failover(members) => {
+                kinds.push(BackendHandle::Failover(members.clone()));
+                None
+            }
         });
     }
     for (index, backend) in backends.iter().enumerate() {
@@ -99,7 +127,7 @@ pub async fn connect_engine(
     Ok(Backends {
         engine: Engine::new(stores.into_iter().flatten().collect(), clock),
         memory_stores,
-        guarded,
+        kinds,
         local_fallback,
     })
 }

@@ -50,6 +50,12 @@ struct HealthArgs {
     /// The service to ask about; empty for the whole server.
     #[arg(long, default_value = "")]
     service: String,
+    /// Also list every backend with its breaker state, latency and last error.
+    #[arg(long)]
+    verbose: bool,
+    /// Print one JSON object (status and backends).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -174,15 +180,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => run_check(args).await,
         Command::Config(ConfigCommand::Validate { file }) => Ok(validate(&file)),
         Command::Bench(args) => run_bench(args).await,
-        Command::Health(args) => {
-            let status = ratelimitd_server::health::probe(&args.addr, &args.service).await?;
-            println!("{}", status.as_str_name());
-            Ok(if status == ServingStatus::Serving {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Health(args) => health(args).await,
     }
 }
 
@@ -291,6 +289,36 @@ fn validate(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
+    use ratelimitd_server::health;
+    let status = health::probe(&args.addr, &args.service).await?;
+    let backends = if args.verbose || args.json {
+        Some(health::backends(&args.addr).await?)
+    } else {
+        None
+    };
+    match (&backends, args.json) {
+        (Some(backends), true) => println!(
+            "{}",
+            serde_json::json!({
+                "status": status.as_str_name(),
+                "serving": backends.serving,
+                "backends": health::backends_json(backends),
+            })
+        ),
+        (Some(backends), false) => {
+            println!("{}", status.as_str_name());
+            print!("{}", health::backends_text(backends));
+        }
+        (None, _) => println!("{}", status.as_str_name()),
+    }
+    Ok(if status == ServingStatus::Serving {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
