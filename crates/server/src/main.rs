@@ -206,6 +206,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for store in &backends.memory_stores {
         store.spawn_sweeper(Arc::new(SystemClock), loaded.policy.store.sweep_interval);
     }
+    let terminated = termination()?;
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
@@ -220,31 +221,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         drain_delay: args.drain_delay,
         grace: args.shutdown_grace,
     };
-    grpc::serve(listener, decider, termination(), shutdown).await?;
+    grpc::serve(listener, decider, terminated, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives
+/// during startup drains instead of killing the process) and returns a
+/// future resolving on either.
+fn termination() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                tokio::select! {
-                    _ = sigterm.recv() => {}
-                    _ = ctrl_c => {}
-                }
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
-                let _ = ctrl_c.await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
