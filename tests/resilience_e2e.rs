@@ -190,3 +190,106 @@ rules:
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_deadline_bounds_a_stalled_backend() {
+    if !require_redis() {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(&format!(
+        r#"
+backends: [{{name: slow, type: redis, url: "{}", command_timeout: 5s}}]
+rules: [{{name: r, domain: d, match: {{descriptors: [{{key: k}}]}}, rate: 5/m, failure_policy: open}}]
+"#,
+        redis.url()
+    ))
+    .await;
+    let mut client = server.client().await;
+    assert!(
+        !check(&mut client, &request("d", &[("k", "v")]))
+            .await
+            .degraded
+    );
+    redis.pause();
+    let mut call = tonic::Request::new(request("d", &[("k", "v")]));
+    call.set_timeout(Duration::from_millis(150));
+    let started = Instant::now();
+    let response = client
+        .check_limit(call)
+        .await
+        .expect("answered, not DEADLINE_EXCEEDED")
+        .into_inner();
+    let took = started.elapsed();
+    assert!(response.allowed && response.degraded, "{response:?}");
+    assert_eq!(response.statuses[0].failure, Failure::FailOpen as i32);
+    assert!(
+        took < Duration::from_millis(150),
+        "answered within the caller's deadline: {took:?}"
+    );
+    redis.resume();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_primary_under_load_costs_no_errors() {
+    if !require_redis() {
+        return;
+    }
+    let mut primary = RedisServer::start();
+    let secondary = RedisServer::start();
+    let server = TestServer::start(&format!(
+        r#"
+backends:
+  - {{name: primary, type: redis, url: "{}", command_timeout: 100ms, breaker: {{failure_threshold: 3}}}}
+  - {{name: secondary, type: redis, url: "{}", command_timeout: 100ms}}
+  - {{name: chain, type: failover, members: [primary, secondary]}}
+rules:
+  - {{name: r, domain: d, match: {{descriptors: [{{key: k}}]}}, rate: 100000/m, backend: chain, failure_policy: local}}
+"#,
+        primary.url(),
+        secondary.url()
+    ))
+    .await;
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let mut callers = Vec::new();
+    for caller in 0..8 {
+        let mut client = server.client().await;
+        callers.push(tokio::spawn(async move {
+            let (mut calls, mut errors, mut slowest) = (0u32, 0u32, Duration::ZERO);
+            while Instant::now() < stop_at {
+                let started = Instant::now();
+                match client
+                    .check_limit(request("d", &[("k", &caller.to_string())]))
+                    .await
+                {
+                    Ok(response) if response.get_ref().allowed => {}
+                    _ => errors += 1,
+                }
+                slowest = slowest.max(started.elapsed());
+                calls += 1;
+            }
+            (calls, errors, slowest)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    primary.kill();
+    let (mut calls, mut errors, mut slowest) = (0, 0, Duration::ZERO);
+    for caller in callers {
+        let (c, e, s) = caller.await.unwrap();
+        calls += c;
+        errors += e;
+        slowest = slowest.max(s);
+    }
+    assert!(calls > 100, "{calls} calls");
+    assert_eq!(errors, 0, "no caller saw an error or a denial");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "bounded by the 100 ms deadlines: {slowest:?}"
+    );
+    assert!(
+        secondary.cli(&["DBSIZE"]).parse::<u32>().unwrap() > 0,
+        "the secondary took over"
+    );
+    server.stop().await;
+}

@@ -82,7 +82,7 @@ proptest! {
     fn every_request_gets_a_decision_or_a_named_invalid_argument(requests in prop::collection::vec(request(), 1..8)) {
         let (runtime, decider) = &*SERVICE;
         for request in requests {
-            match runtime.block_on(decider.check(&request)) {
+            match runtime.block_on(decider.check(&request, None)) {
                 Ok(response) => {
                     prop_assert_eq!(response.allowed, response.code == 1);
                     prop_assert!(response.statuses.iter().all(|s| s.remaining <= s.limit));

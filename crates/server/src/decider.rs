@@ -6,7 +6,7 @@ use crate::config::LoadedPolicy;
 use crate::headers::rate_limit_headers;
 use crate::request::ValidRequest;
 use crate::Backends;
-use ratelimitd_engine::{Check, Limit, Outcome};
+use ratelimitd_engine::{Check, Limit, Outcome, StoreError};
 use ratelimitd_policy::{Algorithm as PolicyAlgorithm, FailurePolicy, Plan, PlannedCheck};
 use ratelimitd_proto::v1::{
     check_limit_response::Code,
@@ -14,6 +14,7 @@ use ratelimitd_proto::v1::{
     CheckLimitRequest, CheckLimitResponse, LimitStatus,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::Status;
 
 /// Decides CheckLimit requests with one policy over its backends.
@@ -45,8 +46,13 @@ impl Decider {
         &self.backends
     }
 
-    /// Decides one request.
-    pub async fn check(&self, request: &CheckLimitRequest) -> Result<CheckLimitResponse, Status> {
+    /// Decides one request; backends get at most `budget` (what the
+    /// caller's deadline leaves), after which failure policies answer.
+    pub async fn check(
+        &self,
+        request: &CheckLimitRequest,
+        budget: Option<Duration>,
+    ) -> Result<CheckLimitResponse, Status> {
         let loaded = &*self.policy;
         let valid = ValidRequest::new(request, &loaded.policy.settings.caps)?;
         let planned = match loaded.policy.plan(&valid) {
@@ -67,7 +73,7 @@ impl Decider {
             })
             .collect();
         let now = self.backends.engine.now();
-        let (decided, unavailable) = self.decide(&planned, &checks, now).await;
+        let (decided, unavailable) = self.decide(&planned, &checks, now, budget).await;
         let allowed = checks
             .iter()
             .zip(&decided)
@@ -109,6 +115,7 @@ impl Decider {
         planned: &[PlannedCheck<'_>],
         checks: &[Check<'_>],
         now: u64,
+        budget: Option<Duration>,
     ) -> (Vec<Decided>, bool) {
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (index, planned) in planned.iter().enumerate() {
@@ -121,11 +128,25 @@ impl Decider {
             }
         }
         let engine = &self.backends.engine;
-        let results = futures_util::future::join_all(groups.iter().map(|(backend, members)| {
-            let part: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
-            async move { engine.decide_on(*backend, &part, now).await }
-        }))
-        .await;
+        let results =
+            futures_util::future::join_all(groups.iter().map(|(backend, members)| {
+                let part: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
+                async move {
+                    let decision = engine.decide_on(*backend, &part, now);
+                    match budget {
+                        None => decision.await,
+                        Some(budget) => tokio::time::timeout(budget, decision)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(StoreError::new(
+                                    "deadline",
+                                    format!("the caller's deadline left {budget:?}"),
+                                ))
+                            }),
+                    }
+                }
+            }))
+            .await;
 
         let mut decided: Vec<Option<Decided>> = vec![None; checks.len()];
         let mut local = Vec::new();

@@ -27,11 +27,34 @@ impl RateLimiter for RateLimiterService {
         &self,
         request: Request<CheckLimitRequest>,
     ) -> Result<Response<CheckLimitResponse>, Status> {
+        let budget = caller_deadline(&request).map(answer_budget);
         self.decider
-            .check(request.get_ref())
+            .check(request.get_ref(), budget)
             .await
             .map(Response::new)
     }
+}
+
+/// The time the caller gave the call (its `grpc-timeout` header).
+fn caller_deadline<T>(request: &Request<T>) -> Option<Duration> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (amount, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// What backends may take of a caller's deadline: all but a tenth (at most
+/// 5 ms), left to answer by the failure policy in time.
+fn answer_budget(deadline: Duration) -> Duration {
+    deadline.saturating_sub((deadline / 10).min(Duration::from_millis(5)))
 }
 
 /// How often health is re-evaluated from the backends' breakers.
@@ -139,5 +162,60 @@ pub async fn serve(
             tracing::warn!(grace = ?shutdown.grace, "in-flight calls still running after the grace period; stopping anyway");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_timeout(value: &str) -> Request<()> {
+        let mut request = Request::new(());
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", value.parse().unwrap());
+        request
+    }
+
+    #[test]
+    fn reads_every_grpc_timeout_unit() {
+        assert_eq!(
+            caller_deadline(&with_timeout("2H")),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            caller_deadline(&with_timeout("3M")),
+            Some(Duration::from_secs(180))
+        );
+        assert_eq!(
+            caller_deadline(&with_timeout("4S")),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            caller_deadline(&with_timeout("50m")),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            caller_deadline(&with_timeout("700u")),
+            Some(Duration::from_micros(700))
+        );
+        assert_eq!(
+            caller_deadline(&with_timeout("9n")),
+            Some(Duration::from_nanos(9))
+        );
+        assert_eq!(caller_deadline(&with_timeout("5x")), None);
+        assert_eq!(caller_deadline(&Request::new(())), None);
+    }
+
+    #[test]
+    fn keeps_a_margin_to_answer() {
+        assert_eq!(
+            answer_budget(Duration::from_millis(20)),
+            Duration::from_millis(18)
+        );
+        assert_eq!(
+            answer_budget(Duration::from_secs(1)),
+            Duration::from_millis(995)
+        );
     }
 }
