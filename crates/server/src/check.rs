@@ -2,8 +2,9 @@
 
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{
-    check_limit_response::Code, limit_status::Algorithm, CheckLimitRequest, CheckLimitResponse,
-    DescriptorEntry,
+    check_limit_response::Code,
+    limit_status::{Algorithm, Failure},
+    CheckLimitRequest, CheckLimitResponse, DescriptorEntry,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -90,6 +91,7 @@ pub fn to_json(response: &CheckLimitResponse) -> serde_json::Value {
                 "algorithm": algorithm.as_str_name(), "limit": s.limit, "window_ms": s.window_ms,
                 "remaining": s.remaining, "reset_after_ms": s.reset_after_ms,
                 "retry_after_ms": s.retry_after_ms, "over_limit": s.over_limit, "shadow": s.shadow,
+                "failure": s.failure().as_str_name(), "backend": s.backend,
             })
         })
         .collect();
@@ -98,6 +100,7 @@ pub fn to_json(response: &CheckLimitResponse) -> serde_json::Value {
         "allowed": response.allowed,
         "code": code.as_str_name(),
         "shadowed": response.shadowed,
+        "degraded": response.degraded,
         "statuses": statuses,
         "headers": headers,
     })
@@ -105,15 +108,20 @@ pub fn to_json(response: &CheckLimitResponse) -> serde_json::Value {
 
 /// The response for people.
 pub fn to_text(response: &CheckLimitResponse) -> String {
+    let verdict = match response.code() {
+        Code::Ok => "ALLOWED",
+        Code::Unavailable => "DENIED (backend unavailable, failing closed)",
+        Code::OverLimit | Code::Unspecified => "DENIED (over limit)",
+    };
     let mut text = format!(
-        "{}{}\n",
-        if response.allowed {
-            "ALLOWED"
-        } else {
-            "DENIED (over limit)"
-        },
+        "{verdict}{}{}\n",
         if response.shadowed {
             " [a shadow limit would deny]"
+        } else {
+            ""
+        },
+        if response.degraded {
+            " [degraded: a backend failed]"
         } else {
             ""
         }
@@ -138,6 +146,13 @@ pub fn to_text(response: &CheckLimitResponse) -> String {
             },
             if s.shadow { " (shadow)" } else { "" },
         ));
+        if s.failure() != Failure::None {
+            text.push_str(&format!(
+                "    backend {} failed: {}\n",
+                s.backend,
+                s.failure().as_str_name()
+            ));
+        }
     }
     let mut headers: Vec<_> = response.headers.iter().collect();
     headers.sort();
