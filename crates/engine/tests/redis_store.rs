@@ -19,6 +19,8 @@ const START: u64 = 1_700_000_000 * SECOND + 123_456;
 
 /// One server for the property tests; each case uses its own key prefix.
 static SHARED: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
+/// One store on it for every case (keys carry the case number).
+static SHARED_STORE: LazyLock<RedisStore> = LazyLock::new(|| connect(SHARED.url(), "eq:"));
 static CASE: AtomicU64 = AtomicU64::new(0);
 
 /// Options for a standalone server at `url`, keys under `prefix`.
@@ -108,14 +110,18 @@ proptest! {
         if !require_redis() {
             return Ok(());
         }
-        let prefix = format!("eq{}:", CASE.fetch_add(1, Ordering::Relaxed));
-        let redis = connect(SHARED.url(), &prefix);
+        let case = CASE.fetch_add(1, Ordering::Relaxed);
+        let redis = &*SHARED_STORE;
         let memory = MemoryStore::new(MemoryStoreOptions::default());
         let limits = limits();
         let mut now = START;
         for step in &steps {
             now += step.gap;
-            let keys: Vec<String> = step.limits.iter().map(|&l| key(step.client, l)).collect();
+            let keys: Vec<String> = step
+                .limits
+                .iter()
+                .map(|&l| format!("{}case-{case}", key(step.client, l)))
+                .collect();
             let checks: Vec<Check<'_>> = step
                 .limits
                 .iter()
@@ -129,7 +135,7 @@ proptest! {
                 })
                 .collect();
             let expected = memory.decide_at(&checks, now);
-            let seen = decide(&redis, &checks, now);
+            let seen = decide(redis, &checks, now);
             prop_assert_eq!(seen, expected, "{:?} at {}", step, now);
         }
     }

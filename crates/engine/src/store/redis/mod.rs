@@ -220,8 +220,8 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// The client, configured and connecting in the background. Without
-    /// `fail_fast`, a failed first connection is retried like a lost one.
+    /// The client, configured, not yet connecting. Without `fail_fast`, a
+    /// failed first connection is retried like a lost one.
     fn build(options: RedisOptions, fail_fast: bool) -> Result<Self, StoreError> {
         let error = |message: String| StoreError::new(&options.name, message);
         if options.key_prefix.contains(['{', '}']) {
@@ -245,7 +245,6 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_pool(options.pool_size.max(1))
             .map_err(|e| error(format!("cannot configure the client: {e}")))?;
-        pool.connect();
         Ok(Self {
             clustered: matches!(options.topology, RedisTopology::Cluster { .. }),
             options,
@@ -256,11 +255,13 @@ impl RedisStore {
         })
     }
 
-    /// Waits (at most the connect timeout) for the first connection.
+    /// Starts the connection tasks and waits (at most the connect timeout)
+    /// for the first connection. The tasks keep running (reconnecting, when
+    /// not `fail_fast`) after a timeout.
     async fn wait_for_connection(&self) -> Result<(), String> {
         let timeout = self.options.connect_timeout;
-        match tokio::time::timeout(timeout, self.pool.wait_for_connect()).await {
-            Ok(Ok(())) => Ok(()),
+        match tokio::time::timeout(timeout, self.pool.init()).await {
+            Ok(Ok(_connection_tasks)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {timeout:?}")),
         }
