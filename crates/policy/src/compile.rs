@@ -166,9 +166,27 @@ impl Compiler {
             self.errors
                 .push("settings.local_replicas", Some("0"), "must be at least 1");
         }
+        let trusted_proxies = s
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, network)| {
+                self.errors.check(
+                    &format!("settings.trusted_proxies[{i}]"),
+                    network,
+                    parse_network(network),
+                )
+            })
+            .collect();
+        if s.ext_authz_domain.is_empty() {
+            self.errors
+                .push("settings.ext_authz_domain", Some(""), "must not be empty");
+        }
         Settings {
             failure_policy,
             local_replicas: s.local_replicas.max(1),
+            trusted_proxies,
+            ext_authz_domain: s.ext_authz_domain.clone(),
             shadow_mode: s.shadow_mode,
             deny_unmatched: s.on_no_match == NoMatchDoc::Deny,
             ip_masks: IpMasks {

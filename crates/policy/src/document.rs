@@ -41,6 +41,12 @@ pub struct SettingsDoc {
     pub failure_policy: String,
     /// Replicas sharing the traffic: `local` fallback limits are divided by it.
     pub local_replicas: u64,
+    /// Proxies (addresses or CIDRs) whose `x-forwarded-for` is believed:
+    /// the client is the right-most address not in this list. Empty: the
+    /// connection's source address, `x-forwarded-for` ignored.
+    pub trusted_proxies: Vec<String>,
+    /// The domain of ext_authz checks without a `domain` context extension.
+    pub ext_authz_domain: String,
 }
 
 impl Default for SettingsDoc {
@@ -54,6 +60,8 @@ impl Default for SettingsDoc {
             request: RequestCapsDoc::default(),
             failure_policy: "open".into(),
             local_replicas: 1,
+            trusted_proxies: Vec::new(),
+            ext_authz_domain: "ext_authz".into(),
         }
     }
 }

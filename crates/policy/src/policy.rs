@@ -143,6 +143,10 @@ pub struct Settings {
     pub failure_policy: FailurePolicy,
     /// `local` fallback limits are divided by this.
     pub local_replicas: u64,
+    /// Proxies whose `x-forwarded-for` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The domain of ext_authz checks without a `domain` context extension.
+    pub ext_authz_domain: String,
 }
 
 /// Caps on request size, enforced before matching.

@@ -126,6 +126,8 @@ fn validation_errors_name_path_and_value() {
         ("backends: [{name: a, type: redis, url: 'redis://h:1', breaker: {failure_threshold: 0}}]", "backends[0].breaker.failure_threshold: must be at least 1 (value: \"0\")"),
         ("backends: [{name: a, type: redis, url: 'redis://h:1', breaker: {recovery_timeout: 5s, max_recovery_timeout: 2s}}]", "backends[0].breaker.max_recovery_timeout: must not be shorter than recovery_timeout (value: \"2s\")"),
         ("settings: {failure_policy: maybe}", "settings.failure_policy: unknown failure_policy `maybe`, expected one of: open, closed, local (value: \"maybe\")"),
+        ("settings: {trusted_proxies: [10.0.0.0/8, proxy.internal]}", "settings.trusted_proxies[1]: not an IP address or CIDR network (value: \"proxy.internal\")"),
+        ("settings: {ext_authz_domain: ''}", "settings.ext_authz_domain: must not be empty (value: \"\")"),
         ("settings: {local_replicas: 0}", "settings.local_replicas: must be at least 1 (value: \"0\")"),
         ("rules: [{name: r, rate: 1/m, failure_policy: sometimes}]", "rules[0].failure_policy: unknown failure_policy `sometimes`, expected one of: open, closed, local (value: \"sometimes\")"),
         ("backends: [{name: a, type: memory, url: 'redis://x:1'}]", "backends[0].url: applies to redis backends only (a memory backend is sized by `store:`)"),

@@ -3,6 +3,8 @@
 
 use crate::admin::AdminService;
 use crate::decider::Decider;
+use crate::ext_authz::ExtAuthzService;
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use ratelimitd_proto::v1::admin_server::AdminServer;
 use ratelimitd_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse};
@@ -27,12 +29,17 @@ impl RateLimiter for RateLimiterService {
         &self,
         request: Request<CheckLimitRequest>,
     ) -> Result<Response<CheckLimitResponse>, Status> {
-        let budget = caller_deadline(&request).map(answer_budget);
+        let budget = caller_budget(&request);
         self.decider
             .check(request.get_ref(), budget)
             .await
             .map(Response::new)
     }
+}
+
+/// What backends may take of the caller's deadline, if it gave one.
+pub(crate) fn caller_budget<T>(request: &Request<T>) -> Option<Duration> {
+    caller_deadline(request).map(answer_budget)
 }
 
 /// The time the caller gave the call (its `grpc-timeout` header).
@@ -129,6 +136,9 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(AdminServer::new(AdminService::new(decider.clone())))
+        .add_service(AuthorizationServer::new(ExtAuthzService::new(
+            decider.clone(),
+        )))
         .add_service(RateLimiterServer::new(RateLimiterService { decider }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

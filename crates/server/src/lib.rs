@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod config;
 pub mod decider;
+pub mod ext_authz;
 pub mod grpc;
 pub mod headers;
 pub mod health;
