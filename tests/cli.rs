@@ -3,10 +3,9 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{ServeProcess, TestServer, BINARY};
+use support::{write_file, ServeProcess, TestServer, BINARY};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 fn ratelimitd(args: &[&str]) -> std::process::Output {
@@ -75,15 +74,6 @@ async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
             .any(|line| line.contains("all in-flight calls finished")),
         "{rest:#?}"
     );
-}
-
-fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
-    let path = dir.path().join(name);
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path.display().to_string()
 }
 
 #[test]

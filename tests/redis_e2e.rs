@@ -5,17 +5,7 @@ mod support;
 
 use ratelimitd_server::check::{check, CheckInput};
 use ratelimitd_testkit::{require_redis, RedisServer};
-use std::io::Write;
-use support::ServeProcess;
-
-fn config_file(dir: &tempfile::TempDir, text: &str) -> String {
-    let path = dir.path().join("ratelimitd.yaml");
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path.display().to_string()
-}
+use support::{write_file, ServeProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_sharing_redis_admit_exactly_the_limit() {
@@ -24,8 +14,9 @@ async fn two_replicas_sharing_redis_admit_exactly_the_limit() {
     }
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(
+    let config = write_file(
         &dir,
+        "ratelimitd.yaml",
         &format!(
             r#"
 backends:
@@ -81,8 +72,9 @@ async fn serve_starts_without_redis_serves_by_policy_and_uses_redis_once_it_is_u
     let port = redis.port();
     redis.kill();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(
+    let config = write_file(
         &dir,
+        "ratelimitd.yaml",
         &format!(
             r#"
 backends:

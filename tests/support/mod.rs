@@ -168,3 +168,10 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Writes `text` to `name` in `dir`; returns the path.
+pub fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path.display().to_string()
+}
