@@ -34,9 +34,4 @@ impl Engine {
     pub fn now(&self) -> u64 {
         self.clock.now_micros()
     }
-
-    /// The engine's clock.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
 }

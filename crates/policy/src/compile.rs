@@ -19,9 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// The largest limit a sliding log accepts (it keeps one entry per hit).
-pub const SLIDING_LOG_MAX_LIMIT: u64 = 10_000;
-
 /// Validates `document` (read from `file`) and compiles it.
 pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> {
     let mut compiler = Compiler {
@@ -790,16 +787,6 @@ impl Compiler {
                 field("count_denied"),
                 Some("true"),
                 "count_denied applies to fixed_window and sliding_window only",
-            );
-            valid = false;
-        }
-        if algorithm == Algorithm::SlidingLog && rate.count > SLIDING_LOG_MAX_LIMIT {
-            self.errors.push(
-                rate_path.clone(),
-                Some(&doc.rate),
-                format!(
-                    "sliding_log keeps one entry per hit: use it for limits up to {SLIDING_LOG_MAX_LIMIT}, or sliding_window"
-                ),
             );
             valid = false;
         }

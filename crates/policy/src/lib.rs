@@ -19,7 +19,7 @@ mod policy;
 mod rate;
 mod request;
 
-pub use compile::{compile, SLIDING_LOG_MAX_LIMIT};
+pub use compile::compile;
 pub use condition::Condition;
 pub use document::*;
 pub use error::{ConfigError, ConfigErrors};

@@ -106,7 +106,6 @@ fn validation_errors_name_path_and_value() {
         ("rules: [{name: a, limits: [{rate: 1/m, algorithm: token_bucket, burst: 5, initial_tokens: 6}]}]", "rules[0].limits[0].initial_tokens: initial_tokens exceed the bucket's capacity (5) (value: \"6\")"),
         ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, initial_tokens: 1}]}]", "rules[0].limits[0].initial_tokens: initial_tokens applies to token_bucket only (value: \"1\")"),
         ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, count_denied: true}]}]", "rules[0].limits[0].count_denied: count_denied applies to fixed_window and sliding_window only (value: \"true\")"),
-        ("rules: [{name: a, limits: [{rate: 20000/m, algorithm: sliding_log}]}]", "rules[0].limits[0].rate: sliding_log keeps one entry per hit: use it for limits up to 10000, or sliding_window (value: \"20000/m\")"),
         ("rules: [{name: a, rate: 1/m, tiers: [{name: t, when: {users: [x]}}]}]", "rules[0].tiers[0]: give exactly one of `rate`, `limits` or `unlimited: true`"),
         ("rules: [{name: a, rate: 1/m, tiers: [{when: {users: [x]}, rate: 2/m}]}]", "rules[0].tiers[0].name: a tier needs a name (value: \"\")"),
         ("rules: [{name: a, rate: 1/m, group: ''}]", "rules[0].group: a group needs a name (value: \"\")"),

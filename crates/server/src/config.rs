@@ -61,31 +61,9 @@ impl LoadedPolicy {
     pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, ConfigErrors> {
         let overrides = overrides_from(std::env::vars());
         let policy = ratelimitd_policy::load(text, format, origin, &overrides)?;
-        let mut errors = Vec::new();
-        let mut compile = |divisor: u64| -> Vec<Limit> {
-            policy
-                .limits()
-                .iter()
-                .filter_map(|spec| {
-                    engine_limit(&divided(spec, divisor))
-                        .map_err(|message| {
-                            errors.push(ConfigError {
-                                file: origin.to_string(),
-                                path: spec.path.clone(),
-                                value: Some(spec.rate.to_string()),
-                                message,
-                            })
-                        })
-                        .ok()
-                })
-                .collect()
-        };
-        let limits = compile(1);
-        let local_limits = compile(policy.settings.local_replicas);
-        if !errors.is_empty() {
-            errors.dedup();
-            return Err(ConfigErrors(errors));
-        }
+        let limits = engine_limits(&policy, origin, 1)?;
+        // Divided limits are smaller, so they are valid when the full ones are.
+        let local_limits = engine_limits(&policy, origin, policy.settings.local_replicas)?;
         Ok(Self {
             policy,
             limits,
@@ -142,6 +120,33 @@ pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
     }
 }
 
+/// One engine limit per policy limit, each divided by `divisor`; every
+/// limit the engine refuses is an error naming its path and rate.
+fn engine_limits(policy: &Policy, origin: &str, divisor: u64) -> Result<Vec<Limit>, ConfigErrors> {
+    let mut errors = Vec::new();
+    let limits = policy
+        .limits()
+        .iter()
+        .filter_map(|spec| {
+            engine_limit(&divided(spec, divisor))
+                .map_err(|message| {
+                    errors.push(ConfigError {
+                        file: origin.to_string(),
+                        path: spec.path.clone(),
+                        value: Some(spec.rate.to_string()),
+                        message,
+                    })
+                })
+                .ok()
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(limits)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
 /// `spec` with its rate, burst and initial tokens divided by `divisor`
 /// (rounded up, so a positive limit stays positive).
 fn divided(spec: &LimitSpec, divisor: u64) -> LimitSpec {
@@ -190,6 +195,21 @@ mod tests {
         assert_eq!(
             errors.to_string(),
             "big.yaml: rules[1].rate: window limits are at most 4294967295 per window, got 5000000000 (value: \"5000000000/m\")"
+        );
+    }
+
+    #[test]
+    fn each_refused_limit_is_reported_once() {
+        let errors = LoadedPolicy::from_text(
+            "settings: {local_replicas: 3}\nrules: [{name: a, rate: 5000000000/m}, {name: b, limits: [{rate: 20000/m, algorithm: sliding_log}]}]",
+            Format::Yaml,
+            "two.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "two.yaml: rules[0].rate: window limits are at most 4294967295 per window, got 5000000000 (value: \"5000000000/m\")\n\
+             two.yaml: rules[1].limits[0]: sliding_log keeps one entry per hit and allows limits up to 10000, got 20000 (value: \"20000/m\")"
         );
     }
 

@@ -14,8 +14,8 @@ pub mod request;
 
 use config::LoadedPolicy;
 use ratelimitd_engine::{
-    BackendHealth, Breaker, BreakerOptions, BreakerState, Clock, Engine, FailoverStore,
-    GuardedStore, MemoryStore, RedisStore, Store, StoreError,
+    Breaker, BreakerOptions, BreakerState, Clock, Engine, FailoverStore, GuardedStore, MemoryStore,
+    RedisStore, Store, StoreError,
 };
 use ratelimitd_policy::{BackendKind, BreakerSpec};
 use std::sync::Arc;
@@ -51,14 +51,6 @@ impl Backends {
             BackendHandle::Memory => true,
             BackendHandle::Redis(store) => store.health().breaker.state != BreakerState::Open,
             BackendHandle::Failover(members) => members.iter().any(|&m| self.usable(m)),
-        }
-    }
-
-    /// The breaker and latency of backend `index`, if it has a breaker.
-    pub fn health(&self, index: usize) -> Option<BackendHealth> {
-        match &self.kinds[index] {
-            BackendHandle::Redis(store) => Some(store.health()),
-            _ => None,
         }
     }
 }
