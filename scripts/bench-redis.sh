@@ -28,7 +28,7 @@ rules:
     match: {descriptors: [{key: tenant}]}
     limits: [{name: per-tenant, rate: 600/m, algorithm: gcra, burst: 50}]
 YAML
-$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc_port --log warn &
+$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc_port --http-addr 127.0.0.1:0 --log warn &
 until $bin health --addr 127.0.0.1:$grpc_port >/dev/null 2>&1; do sleep 0.2; done
 
 echo "== 1. ratelimitd bench through Redis (64 callers, 4 connections, 10,000 keys)"

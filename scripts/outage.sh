@@ -36,7 +36,7 @@ rules:
     backend: chain
     failure_policy: local
 YAML
-$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc 2>"$work/serve.log" &
+$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc --http-addr 127.0.0.1:0 2>"$work/serve.log" &
 until $bin health --addr 127.0.0.1:$grpc >/dev/null 2>&1; do sleep 0.1; done
 
 $bin bench --addr 127.0.0.1:$grpc --duration 12s --warmup 0s --concurrency 32 --connections 4 \

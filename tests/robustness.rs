@@ -20,7 +20,7 @@ static SERVICE: LazyLock<(tokio::runtime::Runtime, Decider)> = LazyLock::new(|| 
             Arc::new(SystemClock) as Arc<dyn Clock>,
         ))
         .unwrap();
-    (runtime, Decider::new(loaded, backends))
+    (runtime, Decider::new(loaded, None, backends))
 });
 
 const FIELDS: [&str; 10] = [

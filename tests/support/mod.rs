@@ -6,11 +6,12 @@ use ratelimitd_engine::{Clock, ManualClock};
 use ratelimitd_policy::Format;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, DescriptorEntry};
-use ratelimitd_server::config::LoadedPolicy;
+use ratelimitd_server::config::{LoadedEnvoy, LoadedPolicy};
 use ratelimitd_server::decider::Decider;
 use ratelimitd_server::grpc::{serve, Shutdown};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -21,10 +22,13 @@ use tonic::transport::Channel;
 /// 2026-11-24T00:00:00Z, a whole minute, hour and day: windows start here.
 pub const EPOCH_MICROS: u64 = 1_795_478_400_000_000;
 
-/// A server running in this process on 127.0.0.1:<ephemeral>.
+/// A server running in this process on 127.0.0.1:<ephemeral> (gRPC and
+/// HTTP).
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub clock: Arc<ManualClock>,
+    pub decider: Arc<Decider>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -32,13 +36,31 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the YAML policy `yaml`, its clock at `EPOCH_MICROS`.
     pub async fn start(yaml: &str) -> Self {
+        Self::start_with_envoy(yaml, None).await
+    }
+
+    /// Starts a server with the YAML policy `yaml` and the
+    /// envoyproxy/ratelimit files of `envoy_dir`.
+    pub async fn start_with_envoy(yaml: &str, envoy_dir: Option<&Path>) -> Self {
         let loaded = LoadedPolicy::from_text(yaml, Format::Yaml, "test.yaml")
             .unwrap_or_else(|errors| panic!("{errors}"));
+        let envoy = envoy_dir.map(|dir| {
+            let (envoy, _) = LoadedEnvoy::from_dir(dir, loaded.policy.settings.local_replicas)
+                .unwrap_or_else(|errors| panic!("{errors}"));
+            Arc::new(envoy)
+        });
         let clock = Arc::new(ManualClock::at_micros(EPOCH_MICROS));
         let backends = ratelimitd_server::connect_engine(&loaded, clock.clone() as Arc<dyn Clock>)
             .await
             .unwrap_or_else(|error| panic!("{error}"));
-        let decider = Arc::new(Decider::new(Arc::new(loaded), backends));
+        let decider = Arc::new(Decider::new(Arc::new(loaded), envoy, backends));
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http_listener.local_addr().unwrap();
+        tokio::spawn(ratelimitd_server::http::serve(
+            http_listener,
+            decider.clone(),
+            std::future::pending(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel();
@@ -48,7 +70,7 @@ impl TestServer {
         };
         let task = tokio::spawn(serve(
             listener,
-            decider,
+            decider.clone(),
             async {
                 stopped.await.ok();
             },
@@ -56,7 +78,9 @@ impl TestServer {
         ));
         Self {
             addr,
+            http_addr,
             clock,
+            decider,
             stop: Some(stop),
             task,
         }
@@ -116,6 +140,8 @@ pub struct ServeProcess {
     pub child: Child,
     /// `127.0.0.1:port`, read from its startup log line.
     pub addr: String,
+    /// The HTTP port's `127.0.0.1:port`.
+    pub http_addr: String,
     /// Its stderr lines before the startup line.
     pub startup_log: Vec<String>,
     /// Its later stderr lines.
@@ -123,11 +149,17 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts `ratelimitd serve --grpc-addr 127.0.0.1:0 ARGS…` and waits for
-    /// it to log its address.
+    /// Starts `ratelimitd serve --grpc-addr 127.0.0.1:0 --http-addr
+    /// 127.0.0.1:0 ARGS…` and waits for it to log its addresses.
     pub fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(BINARY)
-            .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .env_remove("RATELIMITD_CONFIG")
             .stderr(Stdio::piped())
@@ -141,23 +173,43 @@ impl ServeProcess {
             }
         });
         let mut startup_log = Vec::new();
-        let addr = loop {
+        let (addr, http_addr) = loop {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("no startup line; before it: {startup_log:#?}"));
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("grpc_addr="))
-            {
-                break addr.to_string();
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|field| field.strip_prefix(name))
+                    .map(str::to_string)
+            };
+            if let (Some(addr), Some(http_addr)) = (field("grpc_addr="), field("http_addr=")) {
+                break (addr, http_addr);
             }
             startup_log.push(line);
         };
         Self {
             child,
             addr,
+            http_addr,
             startup_log,
             log,
+        }
+    }
+}
+
+impl ServeProcess {
+    /// Waits up to 10 s for a log line containing every one of `needles`;
+    /// returns it.
+    pub fn wait_for_log(&self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|needle| line.contains(needle)) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no log line with {needles:?}; seen: {seen:#?}"),
+            }
         }
     }
 }
@@ -174,4 +226,25 @@ pub fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, text).expect("write a test file");
     path.display().to_string()
+}
+
+/// One HTTP/1.1 request to `addr` (connection closed after it): the status
+/// and the body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status code");
+    (status, body.to_string())
 }

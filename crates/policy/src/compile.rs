@@ -3,15 +3,16 @@
 
 use crate::condition::{Condition, Family};
 use crate::document::{
-    Algorithm, BackendDoc, BreakerDoc, ConditionDoc, Document, LimitDoc, NoMatchDoc, RuleDoc,
-    WhenFullDoc,
+    Algorithm, BackendDoc, BreakerDoc, ConditionDoc, Document, EnvoyDoc, LimitDoc, NoMatchDoc,
+    RuleDoc, WhenFullDoc,
 };
 use crate::error::{ConfigErrors, Errors};
 use crate::key::{IpMasks, KeyPart, KeySource};
 use crate::pattern::Pattern;
 use crate::policy::{
-    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, LimitId, LimitSet, LimitSpec, Policy,
-    RedisSpec, RedisTopologySpec, RequestCaps, Rule, Settings, StoreSettings, Tier, TlsSpec,
+    BackendKind, BackendSpec, BreakerSpec, EnvoySettings, FailurePolicy, LimitId, LimitSet,
+    LimitSpec, Policy, RedisSpec, RedisTopologySpec, RequestCaps, ResponseHeaderNames, Rule,
+    Settings, StoreSettings, Tier, TlsSpec,
 };
 use crate::rate::{parse_duration, parse_rate};
 use ipnet::IpNet;
@@ -65,6 +66,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
         indices.extend(&any_domain);
         indices.sort_unstable();
     }
+    let envoy = compiler.envoy(&document.envoy, &backends);
     let Compiler { errors, limits, .. } = compiler;
     errors.finish(Policy {
         settings,
@@ -75,6 +77,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
         any_domain,
         limits,
         backends,
+        envoy,
     })
 }
 
@@ -106,7 +109,7 @@ const REDIS_FIELDS: [&str; 12] = [
     "breaker",
 ];
 
-fn failure_policy(text: &str) -> Result<FailurePolicy, String> {
+pub(crate) fn failure_policy(text: &str) -> Result<FailurePolicy, String> {
     match text {
         "open" => Ok(FailurePolicy::Open),
         "closed" => Ok(FailurePolicy::Closed),
@@ -605,21 +608,8 @@ impl Compiler {
                 }
             })
             .collect();
-        let backend = match &doc.backend {
-            None => 0,
-            Some(name) => backends
-                .iter()
-                .position(|backend| &backend.name == name)
-                .unwrap_or_else(|| {
-                    let known: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
-                    self.errors.push(
-                        format!("{path}.backend"),
-                        Some(name),
-                        format!("no backend has this name (backends: {})", known.join(", ")),
-                    );
-                    0
-                }),
-        };
+        let backend =
+            self.backend_index(&format!("{path}.backend"), doc.backend.as_ref(), backends);
         let failure_policy = match &doc.failure_policy {
             None => self.default_failure_policy,
             Some(text) => self
@@ -644,6 +634,65 @@ impl Compiler {
             limits,
             tiers,
             namespace,
+        }
+    }
+
+    /// The index of the backend `name` (the first when absent).
+    fn backend_index(
+        &mut self,
+        path: &str,
+        name: Option<&String>,
+        backends: &[BackendSpec],
+    ) -> usize {
+        let Some(name) = name else {
+            return 0;
+        };
+        backends
+            .iter()
+            .position(|backend| &backend.name == name)
+            .unwrap_or_else(|| {
+                let known: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+                self.errors.push(
+                    path,
+                    Some(name),
+                    format!("no backend has this name (backends: {})", known.join(", ")),
+                );
+                0
+            })
+    }
+
+    /// `envoy:`.
+    fn envoy(&mut self, doc: &EnvoyDoc, backends: &[BackendSpec]) -> EnvoySettings {
+        let failure_policy = match &doc.failure_policy {
+            None => self.default_failure_policy,
+            Some(text) => self
+                .errors
+                .check("envoy.failure_policy", text, failure_policy(text))
+                .unwrap_or_default(),
+        };
+        let headers = &doc.response_headers;
+        for (name, value) in [
+            ("limit", &headers.limit),
+            ("remaining", &headers.remaining),
+            ("reset", &headers.reset),
+        ] {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                self.errors.push(
+                    format!("envoy.response_headers.{name}"),
+                    Some(value),
+                    "not a valid HTTP header name",
+                );
+            }
+        }
+        EnvoySettings {
+            config_dir: doc.config_dir.clone(),
+            backend: self.backend_index("envoy.backend", doc.backend.as_ref(), backends),
+            failure_policy,
+            response_headers: headers.enabled.then(|| ResponseHeaderNames {
+                limit: headers.limit.clone(),
+                remaining: headers.remaining.clone(),
+                reset: headers.reset.clone(),
+            }),
         }
     }
 

@@ -19,6 +19,51 @@ pub struct Document {
     pub skip: Vec<ConditionDoc>,
     /// The rules, in declaration order.
     pub rules: Vec<RuleDoc>,
+    /// The envoyproxy/ratelimit compatibility (`ShouldRateLimit`).
+    pub envoy: EnvoyDoc,
+}
+
+/// `envoy:`: where envoyproxy/ratelimit files are and how they are served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvoyDoc {
+    /// A directory of envoyproxy/ratelimit YAML files, one domain each;
+    /// relative to the configuration file's directory.
+    pub config_dir: Option<String>,
+    /// The backend keeping their counters (default: the first).
+    pub backend: Option<String>,
+    /// What their descriptors do when the backend fails (default:
+    /// `settings.failure_policy`); a node's `failure_policy` overrides it.
+    pub failure_policy: Option<String>,
+    /// `RateLimit-*` headers on `ShouldRateLimit` responses.
+    pub response_headers: ResponseHeadersDoc,
+}
+
+/// `envoy.response_headers:` the headers describing the descriptor closest
+/// to its limit (an over-limit one wins), as the reference service's
+/// `RESPONSE_HEADERS_ENABLED`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseHeadersDoc {
+    /// Add them (off by default, as in the reference service).
+    pub enabled: bool,
+    /// The limit header's name.
+    pub limit: String,
+    /// The remaining header's name.
+    pub remaining: String,
+    /// The reset header's name (seconds).
+    pub reset: String,
+}
+
+impl Default for ResponseHeadersDoc {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            limit: "RateLimit-Limit".into(),
+            remaining: "RateLimit-Remaining".into(),
+            reset: "RateLimit-Reset".into(),
+        }
+    }
 }
 
 /// `settings:`.

@@ -100,7 +100,7 @@ fn mask(ip: IpAddr, masks: IpMasks) -> String {
 }
 
 /// Appends `field` length-prefixed, so no value can forge another key.
-fn push_field(key: &mut String, field: &str) {
+pub(crate) fn push_field(key: &mut String, field: &str) {
     let _ = write!(key, "{}:{field}", field.len());
 }
 

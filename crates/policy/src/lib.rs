@@ -11,6 +11,7 @@
 mod compile;
 mod condition;
 mod document;
+mod envoy;
 mod error;
 mod key;
 mod load;
@@ -22,13 +23,18 @@ mod request;
 pub use compile::compile;
 pub use condition::Condition;
 pub use document::*;
+pub use envoy::{
+    load_envoy_files, EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyLoad, EnvoyMatch, EnvoyPlan,
+    Unit,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use key::{IpMasks, KeyPart, KeySource};
 pub use load::{overrides_from, parse_document, Format, ENV_PREFIX};
 pub use pattern::{wildcard_match, Pattern, Specificity};
 pub use policy::{
-    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, LimitId, LimitSpec, Plan, PlannedCheck,
-    Policy, RedisSpec, RedisTopologySpec, RequestCaps, Rule, Settings, StoreSettings, TlsSpec,
+    BackendKind, BackendSpec, BreakerSpec, EnvoySettings, FailurePolicy, LimitId, LimitSpec, Plan,
+    PlannedCheck, Policy, RedisSpec, RedisTopologySpec, RequestCaps, ResponseHeaderNames, Rule,
+    Settings, StoreSettings, TlsSpec,
 };
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};

@@ -25,6 +25,32 @@ pub struct Policy {
     pub(crate) any_domain: Vec<usize>,
     pub(crate) limits: Vec<LimitSpec>,
     pub(crate) backends: Vec<BackendSpec>,
+    /// How envoyproxy/ratelimit files are served.
+    pub envoy: EnvoySettings,
+}
+
+/// How envoyproxy/ratelimit files are served (`envoy:`).
+#[derive(Debug, Clone, Default)]
+pub struct EnvoySettings {
+    /// Their directory, as written (relative to the configuration file).
+    pub config_dir: Option<String>,
+    /// Index of the backend keeping their counters.
+    pub backend: usize,
+    /// What their descriptors do when it fails.
+    pub failure_policy: FailurePolicy,
+    /// `RateLimit-*` header names, when the headers are on.
+    pub response_headers: Option<ResponseHeaderNames>,
+}
+
+/// Names of the `RateLimit-*` headers of `ShouldRateLimit` responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHeaderNames {
+    /// Limit.
+    pub limit: String,
+    /// Remaining.
+    pub remaining: String,
+    /// Reset, in seconds.
+    pub reset: String,
 }
 
 /// Where a backend's counters live.
@@ -163,7 +189,7 @@ pub struct RequestCaps {
 }
 
 /// The in-process store's sizing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     /// Most counters held at once.
     pub max_keys: usize,

@@ -9,20 +9,30 @@ use ratelimitd_proto::v1::{BackendStatus, BackendsRequest, BackendsResponse};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// Serving means: every rule that fails closed has a usable backend.
+/// Serving means: not shutting down, and every rule that fails closed
+/// (envoyproxy/ratelimit files included) has a usable backend.
 pub fn serving(decider: &Decider) -> bool {
-    let policy = &decider.policy().policy;
-    policy
-        .rules()
-        .iter()
-        .filter(|rule| rule.failure_policy == FailurePolicy::Closed)
-        .all(|rule| decider.backends().usable(rule.backend))
+    let loaded = decider.policy();
+    let backends = decider.backends();
+    let envoy = &loaded.policy.envoy;
+    let envoy_fails_closed = decider.envoy().is_some_and(|files| {
+        envoy.failure_policy == FailurePolicy::Closed || files.config.fails_closed()
+    });
+    !decider.draining()
+        && loaded
+            .policy
+            .rules()
+            .iter()
+            .filter(|rule| rule.failure_policy == FailurePolicy::Closed)
+            .all(|rule| backends.usable(rule.backend))
+        && (!envoy_fails_closed || backends.usable(envoy.backend))
 }
 
 /// Every backend's status, in configuration order.
 pub fn backend_statuses(decider: &Decider) -> Vec<BackendStatus> {
     let backends = decider.backends();
-    let specs = decider.policy().policy.backends();
+    let loaded = decider.policy();
+    let specs = loaded.policy.backends();
     specs
         .iter()
         .enumerate()

@@ -6,10 +6,10 @@ use ratelimitd_engine::{
     Limit, MemoryStoreOptions, RedisOptions, RedisTls, RedisTopology, TimeSource, WhenFull,
 };
 use ratelimitd_policy::{
-    overrides_from, Algorithm, ConfigError, ConfigErrors, Format, LimitSpec, Policy, RedisSpec,
-    RedisTopologySpec,
+    load_envoy_files, overrides_from, Algorithm, ConfigError, ConfigErrors, EnvoyConfig, EnvoyLoad,
+    Format, LimitSpec, Policy, RedisSpec, RedisTopologySpec,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The example policy shipped in the repository, run when `serve` is given no
 /// `--config`.
@@ -61,9 +61,10 @@ impl LoadedPolicy {
     pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, ConfigErrors> {
         let overrides = overrides_from(std::env::vars());
         let policy = ratelimitd_policy::load(text, format, origin, &overrides)?;
-        let limits = engine_limits(&policy, origin, 1)?;
+        let specs = || policy.limits().iter().map(|spec| (origin, spec));
+        let limits = engine_limits(specs(), 1)?;
         // Divided limits are smaller, so they are valid when the full ones are.
-        let local_limits = engine_limits(&policy, origin, policy.settings.local_replicas)?;
+        let local_limits = engine_limits(specs(), policy.settings.local_replicas)?;
         Ok(Self {
             policy,
             limits,
@@ -85,6 +86,89 @@ impl LoadedPolicy {
             },
         }
     }
+}
+
+/// envoyproxy/ratelimit files ready to serve: the trees and one engine limit
+/// per `rate_limit`.
+#[derive(Debug)]
+pub struct LoadedEnvoy {
+    /// The compiled trees.
+    pub config: EnvoyConfig,
+    /// Engine limits, indexed like [`EnvoyConfig::limits`].
+    pub limits: Vec<Limit>,
+    /// The same divided by `settings.local_replicas`.
+    pub local_limits: Vec<Limit>,
+    /// The directory they were read from.
+    pub dir: PathBuf,
+}
+
+impl LoadedEnvoy {
+    /// Loads every `*.yaml` / `*.yml` file of `dir` (not hidden ones, such
+    /// as Kubernetes' `..data`; symbolic links are followed), all or
+    /// nothing. Returns the loaded files and the harmless oddities to log.
+    pub fn from_dir(
+        dir: &Path,
+        local_replicas: u64,
+    ) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
+        let files = read_envoy_dir(dir)?;
+        let EnvoyLoad { config, warnings } = load_envoy_files(&files)?;
+        let specs = || {
+            config
+                .limits()
+                .iter()
+                .map(|limit| (limit.file.as_str(), &limit.spec))
+        };
+        let limits = engine_limits(specs(), 1)?;
+        let local_limits = engine_limits(specs(), local_replicas)?;
+        Ok((
+            Self {
+                config,
+                limits,
+                local_limits,
+                dir: dir.to_path_buf(),
+            },
+            warnings,
+        ))
+    }
+}
+
+/// The envoyproxy/ratelimit files of `dir`, as `(path, text)`, by name.
+fn read_envoy_dir(dir: &Path) -> Result<Vec<(String, String)>, ConfigErrors> {
+    let origin = dir.display().to_string();
+    let failed = |file: String, message: String| {
+        ConfigErrors(vec![ConfigError {
+            file,
+            path: String::new(),
+            value: None,
+            message,
+        }])
+    };
+    let entries = std::fs::read_dir(dir).map_err(|error| {
+        failed(
+            origin.clone(),
+            format!("cannot read the directory: {error}"),
+        )
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+            !name.starts_with('.')
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && path.is_file()
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            std::fs::read_to_string(&path)
+                .map(|text| (name.clone(), text))
+                .map_err(|error| failed(name, format!("cannot read the file: {error}")))
+        })
+        .collect()
 }
 
 /// The engine's options for the Redis backend `name`.
@@ -120,14 +204,16 @@ pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
     }
 }
 
-/// One engine limit per policy limit, each divided by `divisor`; every
-/// limit the engine refuses is an error naming its path and rate.
-fn engine_limits(policy: &Policy, origin: &str, divisor: u64) -> Result<Vec<Limit>, ConfigErrors> {
+/// One engine limit per policy limit (given with the file declaring it),
+/// each divided by `divisor`; every limit the engine refuses is an error
+/// naming its file, path and rate.
+fn engine_limits<'a>(
+    specs: impl Iterator<Item = (&'a str, &'a LimitSpec)>,
+    divisor: u64,
+) -> Result<Vec<Limit>, ConfigErrors> {
     let mut errors = Vec::new();
-    let limits = policy
-        .limits()
-        .iter()
-        .filter_map(|spec| {
+    let limits = specs
+        .filter_map(|(origin, spec)| {
             engine_limit(&divided(spec, divisor))
                 .map_err(|message| {
                     errors.push(ConfigError {

@@ -2,43 +2,76 @@
 //! backend's checks with the engine, apply the rules' failure policies where
 //! a backend failed, and shape the response.
 
-use crate::config::LoadedPolicy;
+use crate::config::{LoadedEnvoy, LoadedPolicy};
+use crate::dispatch::{self, Decided, Routed};
 use crate::headers::rate_limit_headers;
 use crate::request::ValidRequest;
 use crate::Backends;
-use ratelimitd_engine::{Check, Limit, Outcome, StoreError};
-use ratelimitd_policy::{Algorithm as PolicyAlgorithm, FailurePolicy, Plan, PlannedCheck};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ratelimitd_engine::Check;
+use ratelimitd_policy::{Algorithm as PolicyAlgorithm, Plan, PlannedCheck};
 use ratelimitd_proto::v1::{
     check_limit_response::Code,
     limit_status::{Algorithm, Failure},
     CheckLimitRequest, CheckLimitResponse, LimitStatus,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::Status;
 
-/// Decides CheckLimit requests with one policy over its backends.
+/// Decides requests with the running configuration over the backends.
+/// The configuration is swapped atomically on reload: a request decides
+/// with the one it started with.
 pub struct Decider {
-    policy: Arc<LoadedPolicy>,
+    policy: ArcSwap<LoadedPolicy>,
+    envoy: ArcSwapOption<LoadedEnvoy>,
     backends: Backends,
-}
-
-/// How one check was decided.
-#[derive(Clone, Copy)]
-struct Decided {
-    outcome: Outcome,
-    failure: Failure,
+    draining: AtomicBool,
 }
 
 impl Decider {
-    /// A decider for `policy` over its connected `backends`.
-    pub fn new(policy: Arc<LoadedPolicy>, backends: Backends) -> Self {
-        Self { policy, backends }
+    /// A decider for `policy` (and envoyproxy/ratelimit files, if any)
+    /// over its connected `backends`.
+    pub fn new(
+        policy: Arc<LoadedPolicy>,
+        envoy: Option<Arc<LoadedEnvoy>>,
+        backends: Backends,
+    ) -> Self {
+        Self {
+            policy: ArcSwap::new(policy),
+            envoy: ArcSwapOption::new(envoy),
+            backends,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the service as shutting down: health turns NOT_SERVING while
+    /// calls are still answered.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the service is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// The policy in force.
-    pub fn policy(&self) -> &LoadedPolicy {
-        &self.policy
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        self.policy.load_full()
+    }
+
+    /// The envoyproxy/ratelimit files in force, if any are configured.
+    pub fn envoy(&self) -> Option<Arc<LoadedEnvoy>> {
+        self.envoy.load_full()
+    }
+
+    /// Puts a new configuration in force for every later request; calls
+    /// in flight finish with the one they started with.
+    pub fn replace(&self, policy: Arc<LoadedPolicy>, envoy: Option<Arc<LoadedEnvoy>>) {
+        self.envoy.store(envoy);
+        self.policy.store(policy);
     }
 
     /// The backends decisions are made in.
@@ -53,7 +86,7 @@ impl Decider {
         request: &CheckLimitRequest,
         budget: Option<Duration>,
     ) -> Result<CheckLimitResponse, Status> {
-        let loaded = &*self.policy;
+        let loaded = self.policy.load();
         let valid = ValidRequest::new(request, &loaded.policy.settings.caps)?;
         let planned = match loaded.policy.plan(&valid) {
             Plan::NoMatch if loaded.policy.settings.deny_unmatched => {
@@ -63,17 +96,23 @@ impl Decider {
             Plan::Checks(planned) if planned.is_empty() => return Ok(verdict(Code::Ok)),
             Plan::Checks(planned) => planned,
         };
-        let checks: Vec<Check<'_>> = planned
+        let routed: Vec<Routed<'_>> = planned
             .iter()
-            .map(|planned| Check {
-                key: &planned.key,
-                limit: &loaded.limits[planned.limit.id],
-                cost: valid.cost,
-                enforced: !planned.shadow,
+            .map(|planned| Routed {
+                check: Check {
+                    key: &planned.key,
+                    limit: &loaded.limits[planned.limit.id],
+                    cost: valid.cost,
+                    enforced: !planned.shadow,
+                },
+                backend: planned.backend,
+                failure_policy: planned.failure_policy,
+                local_limit: &loaded.local_limits[planned.limit.id],
             })
             .collect();
+        let checks: Vec<Check<'_>> = routed.iter().map(|routed| routed.check).collect();
         let now = self.backends.engine.now();
-        let (decided, unavailable) = self.decide(&planned, &checks, now, budget).await;
+        let (decided, unavailable) = dispatch::decide(&self.backends, &routed, now, budget).await;
         let allowed = checks
             .iter()
             .zip(&decided)
@@ -105,116 +144,6 @@ impl Decider {
         response.headers = rate_limit_headers(&statuses, now / 1000);
         response.statuses = statuses;
         Ok(response)
-    }
-
-    /// Decides every backend's checks (in parallel), then the checks of
-    /// failed backends by their rules' failure policies. Returns one result
-    /// per check, and whether an enforced check failed closed.
-    async fn decide(
-        &self,
-        planned: &[PlannedCheck<'_>],
-        checks: &[Check<'_>],
-        now: u64,
-        budget: Option<Duration>,
-    ) -> (Vec<Decided>, bool) {
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (index, planned) in planned.iter().enumerate() {
-            match groups
-                .iter_mut()
-                .find(|(backend, _)| *backend == planned.backend)
-            {
-                Some((_, members)) => members.push(index),
-                None => groups.push((planned.backend, vec![index])),
-            }
-        }
-        let engine = &self.backends.engine;
-        let results =
-            futures_util::future::join_all(groups.iter().map(|(backend, members)| {
-                let part: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
-                async move {
-                    let decision = engine.decide_on(*backend, &part, now);
-                    match budget {
-                        None => decision.await,
-                        Some(budget) => tokio::time::timeout(budget, decision)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(StoreError::new(
-                                    "deadline",
-                                    format!("the caller's deadline left {budget:?}"),
-                                ))
-                            }),
-                    }
-                }
-            }))
-            .await;
-
-        let mut decided: Vec<Option<Decided>> = vec![None; checks.len()];
-        let mut local = Vec::new();
-        let mut unavailable = false;
-        for ((_, members), result) in groups.iter().zip(results) {
-            match result {
-                Ok(decision) => {
-                    for (&member, outcome) in members.iter().zip(decision.outcomes) {
-                        decided[member] = Some(Decided {
-                            outcome,
-                            failure: Failure::None,
-                        });
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "backend failed: applying failure policies");
-                    for &member in members {
-                        let limit = checks[member].limit;
-                        decided[member] = match planned[member].failure_policy {
-                            FailurePolicy::Open => Some(untouched(limit, Failure::FailOpen)),
-                            FailurePolicy::Closed => {
-                                unavailable |= checks[member].enforced;
-                                Some(untouched(limit, Failure::FailClosed))
-                            }
-                            FailurePolicy::Local => {
-                                local.push(member);
-                                None
-                            }
-                        };
-                    }
-                }
-            }
-        }
-        if !local.is_empty() {
-            let local_checks: Vec<Check<'_>> = local
-                .iter()
-                .map(|&i| Check {
-                    limit: &self.policy.local_limits[planned[i].limit.id],
-                    ..checks[i]
-                })
-                .collect();
-            let decision = self.backends.local_fallback.decide_at(&local_checks, now);
-            for (&member, outcome) in local.iter().zip(decision.outcomes) {
-                decided[member] = Some(Decided {
-                    outcome,
-                    failure: Failure::Local,
-                });
-            }
-        }
-        (decided.into_iter().flatten().collect(), unavailable)
-    }
-}
-
-/// A check its failed backend did not decide: nothing counted, nothing over.
-fn untouched(limit: &Limit, failure: Failure) -> Decided {
-    Decided {
-        outcome: Outcome {
-            over_limit: false,
-            limit: limit.capacity(),
-            remaining: if failure == Failure::FailOpen {
-                limit.capacity()
-            } else {
-                0
-            },
-            reset_after: 0,
-            retry_after: 0,
-        },
-        failure,
     }
 }
 

@@ -163,7 +163,8 @@ impl Authorization for ExtAuthzService {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let budget = crate::grpc::caller_budget(&request);
-        let settings = &self.decider.policy().policy.settings;
+        let loaded = self.decider.policy();
+        let settings = &loaded.policy.settings;
         let check_limit = to_check_limit(request.get_ref(), settings);
         let decision = self.decider.check(&check_limit, budget).await?;
         Ok(Response::new(to_check_response(&decision)))

@@ -1,10 +1,13 @@
-//! The gRPC server: `ratelimit.v1.RateLimiter`, `grpc.health.v1.Health` and
-//! server reflection (v1 and v1alpha), with a draining shutdown.
+//! The gRPC server: `ratelimit.v1.RateLimiter` and `Admin`, Envoy's ext_authz
+//! v3 and rate limit service v3, `grpc.health.v1.Health` and server
+//! reflection (v1 and v1alpha), with a draining shutdown.
 
 use crate::admin::AdminService;
 use crate::decider::Decider;
 use crate::ext_authz::ExtAuthzService;
+use crate::rls::RateLimitServiceAdapter;
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use ratelimitd_proto::v1::admin_server::AdminServer;
 use ratelimitd_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse};
@@ -130,6 +133,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let decider_for_drain = decider.clone();
     let (close, closed) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
         .add_service(health_service)
@@ -137,6 +141,9 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(AdminServer::new(AdminService::new(decider.clone())))
         .add_service(AuthorizationServer::new(ExtAuthzService::new(
+            decider.clone(),
+        )))
+        .add_service(RateLimitServiceServer::new(RateLimitServiceAdapter::new(
             decider.clone(),
         )))
         .add_service(RateLimiterServer::new(RateLimiterService { decider }))
@@ -153,6 +160,7 @@ pub async fn serve(
     }
 
     monitor.abort();
+    decider_for_drain.start_draining();
     set_health(&health, false).await;
     tracing::info!(
         drain_delay = ?shutdown.drain_delay,

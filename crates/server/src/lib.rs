@@ -6,11 +6,16 @@ pub mod bench;
 pub mod check;
 pub mod config;
 pub mod decider;
+mod dispatch;
 pub mod ext_authz;
 pub mod grpc;
 pub mod headers;
 pub mod health;
+pub mod http;
+pub mod reload;
 pub mod request;
+pub mod rls;
+pub mod rls_json;
 
 use config::LoadedPolicy;
 use ratelimitd_engine::{

@@ -6,9 +6,10 @@ use ratelimitd_engine::SystemClock;
 use ratelimitd_policy::parse_duration;
 use ratelimitd_server::bench::{self, BenchPlan};
 use ratelimitd_server::check::{self, key_value, CheckInput};
-use ratelimitd_server::config::LoadedPolicy;
 use ratelimitd_server::decider::Decider;
 use ratelimitd_server::grpc::{self, Shutdown};
+use ratelimitd_server::http;
+use ratelimitd_server::reload::{self, Loaded, Sources};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,9 +64,16 @@ struct ServeArgs {
     /// Policy file (.yaml, .yml or .toml); without it the built-in example runs.
     #[arg(long, env = "RATELIMITD_CONFIG")]
     config: Option<PathBuf>,
+    /// A directory of envoyproxy/ratelimit YAML files served by
+    /// ShouldRateLimit (overrides the policy's `envoy.config_dir`).
+    #[arg(long, env = "RATELIMITD_ENVOY_CONFIG_DIR")]
+    envoy_config_dir: Option<PathBuf>,
     /// gRPC listen address.
     #[arg(long, env = "RATELIMITD_GRPC_ADDR", default_value = "0.0.0.0:8081")]
     grpc_addr: SocketAddr,
+    /// HTTP listen address (`GET /healthcheck`, `POST /json`).
+    #[arg(long, env = "RATELIMITD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
     /// After SIGTERM, keep serving this long with health NOT_SERVING.
     #[arg(long, env = "RATELIMITD_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
     drain_delay: Duration,
@@ -113,10 +121,14 @@ struct CheckArgs {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Check a policy file; print every error and exit non-zero if any.
+    /// Check a policy file and/or a directory of envoyproxy/ratelimit
+    /// files; print every error and exit non-zero if any.
     Validate {
-        /// The file (.yaml, .yml or .toml).
-        file: PathBuf,
+        /// The policy file (.yaml, .yml or .toml).
+        file: Option<PathBuf>,
+        /// A directory of envoyproxy/ratelimit YAML files.
+        #[arg(long = "envoy", value_name = "DIR")]
+        envoy: Option<PathBuf>,
     },
 }
 
@@ -178,24 +190,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Check(args) => run_check(args).await,
-        Command::Config(ConfigCommand::Validate { file }) => Ok(validate(&file)),
+        Command::Config(ConfigCommand::Validate { file, envoy }) => Ok(validate(file, envoy)),
         Command::Bench(args) => run_bench(args).await,
         Command::Health(args) => health(args).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let loaded = match &args.config {
-        Some(path) => LoadedPolicy::from_file(path),
-        None => LoadedPolicy::example(),
+    let sources = Sources {
+        policy_file: args.config.clone(),
+        envoy_dir_flag: args.envoy_config_dir.clone(),
     };
-    let loaded = match loaded {
-        Ok(loaded) => Arc::new(loaded),
+    let Loaded {
+        policy: loaded,
+        envoy,
+        warnings,
+    } = match sources.load() {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("ratelimitd: the configuration is invalid:\n{errors}");
             return Ok(ExitCode::FAILURE);
         }
     };
+    reload::log_warnings(&warnings);
     let backends = match ratelimitd_server::connect_engine(&loaded, Arc::new(SystemClock)).await {
         Ok(backends) => backends,
         Err(error) => {
@@ -210,18 +227,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
+    let envoy_dir = envoy.as_ref().map(|envoy| envoy.dir.clone());
     tracing::info!(
         grpc_addr = %listener.local_addr()?,
+        http_addr = %http_listener.local_addr()?,
         config = %loaded.origin,
         rules = loaded.policy.rules().len(),
+        envoy_config_dir = ?envoy_dir,
+        envoy_domains = envoy.as_ref().map_or(0, |e| e.config.files().len()),
         "ratelimitd serving"
     );
-    let decider = Arc::new(Decider::new(loaded, backends));
+    let decider = Arc::new(Decider::new(loaded, envoy, backends));
+    reload::spawn_reloader(decider.clone(), sources, envoy_dir)?;
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(http_listener, decider.clone(), async {
+        http_stopped.await.ok();
+    }));
     let shutdown = Shutdown {
         drain_delay: args.drain_delay,
         grace: args.shutdown_grace,
     };
-    grpc::serve(listener, decider, terminated, shutdown).await?;
+    let served = grpc::serve(listener, decider, terminated, shutdown).await;
+    let _ = http_stop.send(());
+    let _ = http.await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -274,20 +306,49 @@ async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn validate(file: &std::path::Path) -> ExitCode {
-    match LoadedPolicy::from_file(file) {
+/// `config validate [FILE] [--envoy DIR]`, the counterpart of the
+/// reference service's `ratelimit_config_check`.
+fn validate(file: Option<PathBuf>, envoy: Option<PathBuf>) -> ExitCode {
+    if file.is_none() && envoy.is_none() {
+        eprintln!("ratelimitd: give a policy file, --envoy DIR, or both");
+        return ExitCode::from(2);
+    }
+    let sources = Sources {
+        policy_file: file.clone(),
+        envoy_dir_flag: envoy.clone(),
+    };
+    let named = file
+        .iter()
+        .chain(&envoy)
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    match sources.load() {
         Ok(loaded) => {
-            println!(
-                "{}: OK ({} rules, {} limits)",
-                file.display(),
-                loaded.policy.rules().len(),
-                loaded.policy.limits().len()
-            );
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let mut parts = Vec::new();
+            if file.is_some() {
+                parts.push(format!(
+                    "{} rules, {} limits",
+                    loaded.policy.policy.rules().len(),
+                    loaded.policy.policy.limits().len()
+                ));
+            }
+            if let Some(envoy) = &loaded.envoy {
+                parts.push(format!(
+                    "{} envoy domains, {} envoy limits",
+                    envoy.config.files().len(),
+                    envoy.config.limits().len()
+                ));
+            }
+            println!("{named}: OK ({})", parts.join("; "));
             ExitCode::SUCCESS
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+            eprintln!("{named}: {} error(s)", errors.0.len());
             ExitCode::FAILURE
         }
     }

@@ -18,11 +18,11 @@ pub struct ValidRequest<'r> {
     pub cost: u64,
 }
 
-fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
+pub(crate) fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {problem}"))
 }
 
-fn check_length(field: &str, value: &str, caps: &RequestCaps) -> Result<(), Status> {
+pub(crate) fn check_length(field: &str, value: &str, caps: &RequestCaps) -> Result<(), Status> {
     if value.len() > caps.max_value_bytes {
         return Err(invalid(
             field,

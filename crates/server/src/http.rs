@@ -1,0 +1,75 @@
+//! The HTTP port, as the reference service has it: `GET /healthcheck`
+//! (200 `OK` while serving, 500 otherwise) and `POST /json` (a protobuf JSON
+//! `RateLimitRequest` in, the `RateLimitResponse` out: 200 when OK, 429 when
+//! over the limit, 400 for bad input).
+
+use crate::decider::Decider;
+use crate::rls::should_rate_limit;
+use crate::rls_json::{parse_request, response_json};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The HTTP routes over `decider`.
+pub fn router(decider: Arc<Decider>) -> Router {
+    Router::new()
+        .route("/healthcheck", get(healthcheck))
+        .route("/json", post(json))
+        .with_state(decider)
+}
+
+/// Serves the HTTP port on `listener` until `stop` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    decider: Arc<Decider>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(decider))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
+async fn healthcheck(State(decider): State<Arc<Decider>>) -> Response {
+    if crate::admin::serving(&decider) {
+        (StatusCode::OK, "OK").into_response()
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "NOT SERVING").into_response()
+    }
+}
+
+async fn json(State(decider): State<Arc<Decider>>, body: Bytes) -> Response {
+    let request = match parse_request(&body) {
+        Ok(request) => request,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    match should_rate_limit(&decider, &request, None).await {
+        Ok(response) => {
+            let status = match Code::try_from(response.overall_code) {
+                Ok(Code::Ok) => StatusCode::OK,
+                Ok(Code::OverLimit) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                response_json(&response).to_string(),
+            )
+                .into_response()
+        }
+        Err(error) if error.code() == tonic::Code::InvalidArgument => {
+            (StatusCode::BAD_REQUEST, error.message().to_string()).into_response()
+        }
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error.message().to_string(),
+        )
+            .into_response(),
+    }
+}
