@@ -787,3 +787,54 @@ fn config_validate_envoy_checks_a_directory_like_ratelimit_config_check() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_drives_should_rate_limit() {
+    let (server, _dir) = start("rules: []").await;
+    let addr = server.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::BINARY)
+            .args([
+                "bench",
+                "--api",
+                "should-rate-limit",
+                "--addr",
+                &addr,
+                "--concurrency",
+                "4",
+                "--connections",
+                "2",
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+                "--keys",
+                "10",
+                "--domain",
+                "other",
+                "--descriptor",
+                "k",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["api"], "ShouldRateLimit");
+    assert_eq!(json["errors"], 0);
+    assert_eq!(
+        json["allowed"], 10,
+        "10 keys × 1 per second on a frozen clock"
+    );
+    assert_eq!(
+        json["denied"].as_u64().unwrap() + 10,
+        json["requests"].as_u64().unwrap()
+    );
+}

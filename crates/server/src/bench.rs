@@ -1,12 +1,79 @@
-//! `ratelimitd bench`: a CheckLimit load generator reporting throughput and
-//! latency percentiles (hdrhistogram).
+//! `ratelimitd bench`: a load generator for CheckLimit or Envoy's
+//! ShouldRateLimit, reporting throughput and latency percentiles
+//! (hdrhistogram).
 
 use crate::check::{endpoint, CheckInput};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code as RlsCode;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use hdrhistogram::Histogram;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
+
+/// Which API the load drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchApi {
+    /// `ratelimit.v1.RateLimiter/CheckLimit`.
+    CheckLimit,
+    /// `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`.
+    ShouldRateLimit,
+}
+
+/// One caller's client and reusable request.
+enum Caller {
+    Check(RateLimiterClient<Channel>, CheckInput),
+    Rls(RateLimitServiceClient<Channel>, RateLimitRequest),
+}
+
+impl Caller {
+    fn new(api: BenchApi, channel: Channel, plan: &BenchPlan) -> Self {
+        match api {
+            BenchApi::CheckLimit => Self::Check(
+                RateLimiterClient::new(channel),
+                CheckInput {
+                    domain: plan.domain.clone(),
+                    descriptors: vec![(plan.descriptor.clone(), String::new())],
+                    ..CheckInput::default()
+                },
+            ),
+            BenchApi::ShouldRateLimit => Self::Rls(
+                RateLimitServiceClient::new(channel),
+                RateLimitRequest {
+                    domain: plan.domain.clone(),
+                    descriptors: vec![RateLimitDescriptor {
+                        entries: vec![Entry {
+                            key: plan.descriptor.clone(),
+                            value: String::new(),
+                        }],
+                        ..RateLimitDescriptor::default()
+                    }],
+                    hits_addend: 0,
+                },
+            ),
+        }
+    }
+
+    /// One call with the descriptor's value set to `value`: whether it was
+    /// allowed.
+    async fn call(&mut self, value: String) -> Result<bool, tonic::Status> {
+        match self {
+            Self::Check(client, input) => {
+                input.descriptors[0].1 = value;
+                let response = client.check_limit(input.to_request()).await?;
+                Ok(response.get_ref().allowed)
+            }
+            Self::Rls(client, request) => {
+                request.descriptors[0].entries[0].value = value;
+                let response = client.should_rate_limit(request.clone()).await?;
+                Ok(response.get_ref().overall_code == RlsCode::Ok as i32)
+            }
+        }
+    }
+}
 
 /// What load to send.
 #[derive(Debug, Clone)]
@@ -27,6 +94,8 @@ pub struct BenchPlan {
     pub domain: String,
     /// Descriptor key whose value varies over `keys`.
     pub descriptor: String,
+    /// The API driven.
+    pub api: BenchApi,
 }
 
 /// What was measured.
@@ -72,16 +141,12 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     let end = measure_from + plan.duration;
     let mut tasks = Vec::new();
     for worker in 0..plan.concurrency.max(1) {
-        let mut client = RateLimiterClient::new(channels[worker % channels.len()].clone());
+        let channel = channels[worker % channels.len()].clone();
+        let mut caller = Caller::new(plan.api, channel, plan);
         let plan = plan.clone();
         tasks.push(tokio::spawn(async move {
             let mut histogram = new_histogram();
             let mut tally = Tally::default();
-            let mut input = CheckInput {
-                domain: plan.domain.clone(),
-                descriptors: vec![(plan.descriptor.clone(), String::new())],
-                ..CheckInput::default()
-            };
             let mut sequence = worker as u64;
             loop {
                 let sent = Instant::now();
@@ -91,15 +156,14 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
                 // A multiplicative stride spreads consecutive calls over the keys.
                 let key = sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) % plan.keys.max(1);
                 sequence += plan.concurrency as u64;
-                input.descriptors[0].1 = format!("key-{key}");
-                let result = client.check_limit(input.to_request()).await;
+                let result = caller.call(format!("key-{key}")).await;
                 if sent < measure_from {
                     continue;
                 }
                 histogram.saturating_record(sent.elapsed().as_nanos() as u64);
                 match result {
-                    Ok(response) if response.get_ref().allowed => tally.allowed += 1,
-                    Ok(_) => tally.denied += 1,
+                    Ok(true) => tally.allowed += 1,
+                    Ok(false) => tally.denied += 1,
                     Err(_) => tally.errors += 1,
                 }
             }
@@ -161,6 +225,7 @@ impl BenchReport {
     /// The report as one JSON object.
     pub fn to_json(&self, plan: &BenchPlan) -> serde_json::Value {
         json!({
+            "api": format!("{:?}", plan.api),
             "requests": self.requests,
             "seconds": self.seconds,
             "requests_per_second": self.throughput().round(),

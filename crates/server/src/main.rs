@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ratelimitd_engine::SystemClock;
 use ratelimitd_policy::parse_duration;
-use ratelimitd_server::bench::{self, BenchPlan};
+use ratelimitd_server::bench::{self, BenchApi, BenchPlan};
 use ratelimitd_server::check::{self, key_value, CheckInput};
 use ratelimitd_server::decider::Decider;
 use ratelimitd_server::grpc::{self, Shutdown};
@@ -37,7 +37,7 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Load-test a running service with CheckLimit calls.
+    /// Load-test a running service with CheckLimit or ShouldRateLimit calls.
     Bench(BenchArgs),
     /// Ask a running service whether it is serving (exit 0 only if SERVING).
     Health(HealthArgs),
@@ -158,6 +158,9 @@ struct BenchArgs {
     /// Descriptor key whose value varies over the keys.
     #[arg(long, default_value = "tenant")]
     descriptor: String,
+    /// The API to drive.
+    #[arg(long, value_enum, default_value = "check-limit")]
+    api: BenchApi,
     /// Print only the JSON line.
     #[arg(long)]
     json: bool,
@@ -394,6 +397,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         keys: args.keys,
         domain: args.domain,
         descriptor: args.descriptor,
+        api: args.api,
     };
     let report = bench::run(&plan).await?;
     if !args.json {
