@@ -678,6 +678,30 @@ async fn a_reload_keeps_the_last_good_config_and_every_count() {
     .unwrap();
     let refused = reload(&server.decider, &sources).unwrap_err().to_string();
     assert!(refused.ends_with("policy.yaml: backends: changed: a reload cannot apply this; restart ratelimitd to apply it"), "{refused}");
+    // 300 calls and two probes so far.
+    let (_, metrics) = support::http(server.http_addr, "GET", "/metrics", "").await;
+    let mut loads: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("ratelimitd_config_loads_total"))
+        .collect();
+    loads.sort_unstable();
+    assert_eq!(
+        loads,
+        [
+            r#"ratelimitd_config_loads_total{result="error"} 11"#,
+            r#"ratelimitd_config_loads_total{result="ok"} 11"#,
+        ]
+    );
+    let decisions: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("ratelimitd_decisions_total"))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            r#"ratelimitd_decisions_total{api="envoy",domain="counted",rule="descriptors[0].rate_limit",outcome="allowed"} 302"#
+        ]
+    );
     assert_eq!(
         remaining(&mut client).await,
         "OK 2000/MINUTE remaining=1700 reset=60s"

@@ -177,12 +177,17 @@ impl ServeProcess {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("no startup line; before it: {startup_log:#?}"));
-            let field = |name: &str| {
-                line.split_whitespace()
-                    .find_map(|field| field.strip_prefix(name))
-                    .map(str::to_string)
+            // Text lines carry `name=value`; JSON lines (`--log-format json`)
+            // an object with the fields at the top level.
+            let json: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+            let field = |name: &str| match &json {
+                Some(object) => object[name].as_str().map(str::to_string),
+                None => line
+                    .split_whitespace()
+                    .find_map(|field| field.strip_prefix(&format!("{name}=")))
+                    .map(str::to_string),
             };
-            if let (Some(addr), Some(http_addr)) = (field("grpc_addr="), field("http_addr=")) {
+            if let (Some(addr), Some(http_addr)) = (field("grpc_addr"), field("http_addr")) {
                 break (addr, http_addr);
             }
             startup_log.push(line);

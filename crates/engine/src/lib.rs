@@ -28,8 +28,8 @@ pub use decision::{Check, Decision, Outcome};
 pub use engine::Engine;
 pub use limit::{AlgorithmKind, InvalidLimit, Limit, EXACT_LIMIT};
 pub use resilience::{
-    BackendHealth, Breaker, BreakerOptions, BreakerSnapshot, BreakerState, FailoverStore,
-    GuardedStore, Permit, Rejected,
+    BackendHealth, Breaker, BreakerOptions, BreakerSnapshot, BreakerState, CallObserver,
+    CallOutcome, FailoverStore, GuardedStore, Permit, Rejected,
 };
 pub use store::{
     MemoryStore, MemoryStoreOptions, MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats,

@@ -298,6 +298,12 @@ impl Policy {
         &self.limits
     }
 
+    /// Whether rules are declared for `domain` (rules without a domain
+    /// apply to every domain and do not count).
+    pub fn has_domain(&self, domain: &str) -> bool {
+        self.by_domain.contains_key(domain)
+    }
+
     /// The backends; the first is the default.
     pub fn backends(&self) -> &[BackendSpec] {
         &self.backends

@@ -47,8 +47,8 @@ pub fn backend_statuses(decider: &Decider) -> Vec<BackendStatus> {
                     status.kind = "failover".into();
                     status.members = members.iter().map(|&m| specs[m].name.clone()).collect();
                 }
-                (_, BackendHandle::Redis(store)) => {
-                    let health = store.health();
+                (_, BackendHandle::Redis { guarded, .. }) => {
+                    let health = guarded.health();
                     status.kind = "redis".into();
                     status.breaker = health.breaker.state.as_str().into();
                     status.last_latency_us = health.last_latency_micros;

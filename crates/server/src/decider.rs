@@ -4,7 +4,9 @@
 
 use crate::config::{LoadedEnvoy, LoadedPolicy};
 use crate::dispatch::{self, Decided, Routed};
+use crate::events;
 use crate::headers::rate_limit_headers;
+use crate::metrics::DecisionOutcome;
 use crate::request::ValidRequest;
 use crate::Backends;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -135,6 +137,26 @@ impl Decider {
                 )
             })
             .collect();
+        let metrics = &self.backends.metrics;
+        let domain = if loaded.policy.has_domain(&request.domain) {
+            request.domain.as_str()
+        } else {
+            "*"
+        };
+        for ((planned, check), decided) in planned.iter().zip(&checks).zip(&decided) {
+            let outcome = decided.outcome(!check.enforced);
+            metrics.decision("policy", domain, planned.rule, outcome);
+            if outcome == DecisionOutcome::Denied {
+                events::denied(
+                    "policy",
+                    domain,
+                    planned.rule,
+                    &planned.key,
+                    decided.outcome.remaining,
+                    millis(decided.outcome.retry_after),
+                );
+            }
+        }
         let mut response = verdict(code);
         response.shadowed = checks
             .iter()

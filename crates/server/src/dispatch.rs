@@ -2,6 +2,7 @@
 //! one engine call (backends in parallel), bounded by the caller's budget;
 //! where a backend fails, each check's failure policy answers.
 
+use crate::metrics::DecisionOutcome;
 use crate::Backends;
 use ratelimitd_engine::{Check, Limit, Outcome, StoreError};
 use ratelimitd_policy::FailurePolicy;
@@ -28,6 +29,19 @@ pub(crate) struct Decided {
     pub outcome: Outcome,
     /// `None` when its backend decided.
     pub failure: Failure,
+}
+
+impl Decided {
+    /// What the decision did to this limit, for metrics.
+    pub fn outcome(&self, shadow: bool) -> DecisionOutcome {
+        match (self.failure, self.outcome.over_limit) {
+            (Failure::FailClosed, _) => DecisionOutcome::Denied,
+            (Failure::FailOpen | Failure::Local, _) => DecisionOutcome::Degraded,
+            (_, true) if shadow => DecisionOutcome::ShadowDenied,
+            (_, true) => DecisionOutcome::Denied,
+            (_, false) => DecisionOutcome::Allowed,
+        }
+    }
 }
 
 /// Decides every backend's checks (in parallel), then the checks of failed

@@ -162,11 +162,17 @@ impl Authorization for ExtAuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let timer = self
+            .decider
+            .backends()
+            .metrics
+            .grpc_timer("ext_authz.Check");
         let budget = crate::grpc::caller_budget(&request);
         let loaded = self.decider.policy();
         let settings = &loaded.policy.settings;
         let check_limit = to_check_limit(request.get_ref(), settings);
         let decision = self.decider.check(&check_limit, budget).await?;
+        drop(timer);
         Ok(Response::new(to_check_response(&decision)))
     }
 }

@@ -32,6 +32,7 @@ impl RateLimiter for RateLimiterService {
         &self,
         request: Request<CheckLimitRequest>,
     ) -> Result<Response<CheckLimitResponse>, Status> {
+        let _timer = self.decider.backends().metrics.grpc_timer("CheckLimit");
         let budget = caller_budget(&request);
         self.decider
             .check(request.get_ref(), budget)

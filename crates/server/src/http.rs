@@ -1,7 +1,9 @@
-//! The HTTP port, as the reference service has it: `GET /healthcheck`
+//! The HTTP port. As the reference service has it: `GET /healthcheck`
 //! (200 `OK` while serving, 500 otherwise) and `POST /json` (a protobuf JSON
 //! `RateLimitRequest` in, the `RateLimitResponse` out: 200 when OK, 429 when
-//! over the limit, 400 for bad input).
+//! over the limit, 400 for bad input). For operators: `GET /metrics`
+//! (Prometheus), `/healthz` (liveness), `/readyz` (readiness, following the
+//! failure policies) and `/config` (the running configuration, redacted).
 
 use crate::decider::Decider;
 use crate::rls::should_rate_limit;
@@ -22,6 +24,10 @@ pub fn router(decider: Arc<Decider>) -> Router {
     Router::new()
         .route("/healthcheck", get(healthcheck))
         .route("/json", post(json))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/config", get(config))
         .with_state(decider)
 }
 
@@ -42,6 +48,34 @@ async fn healthcheck(State(decider): State<Arc<Decider>>) -> Response {
     } else {
         (StatusCode::INTERNAL_SERVER_ERROR, "NOT SERVING").into_response()
     }
+}
+
+async fn readyz(State(decider): State<Arc<Decider>>) -> Response {
+    if crate::admin::serving(&decider) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn metrics(State(decider): State<Arc<Decider>>) -> Response {
+    let backends = decider.backends();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        backends.metrics.encode(backends),
+    )
+        .into_response()
+}
+
+async fn config(State(decider): State<Arc<Decider>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::config_view::running_config(&decider).to_string(),
+    )
+        .into_response()
 }
 
 async fn json(State(decider): State<Arc<Decider>>, body: Bytes) -> Response {

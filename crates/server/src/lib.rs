@@ -5,19 +5,23 @@ pub mod admin;
 pub mod bench;
 pub mod check;
 pub mod config;
+pub mod config_view;
 pub mod decider;
 mod dispatch;
+pub mod events;
 pub mod ext_authz;
 pub mod grpc;
 pub mod headers;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod reload;
 pub mod request;
 pub mod rls;
 pub mod rls_json;
 
 use config::LoadedPolicy;
+use metrics::Metrics;
 use ratelimitd_engine::{
     Breaker, BreakerOptions, BreakerState, Clock, Engine, FailoverStore, GuardedStore, MemoryStore,
     RedisStore, Store, StoreError,
@@ -36,6 +40,8 @@ pub struct Backends {
     /// Where rules with the `local` failure policy decide when their backend
     /// fails.
     pub local_fallback: Arc<MemoryStore>,
+    /// The service's metrics (backend calls are reported to it).
+    pub metrics: Arc<Metrics>,
 }
 
 /// A backend as health sees it.
@@ -43,7 +49,12 @@ pub enum BackendHandle {
     /// In process: always usable.
     Memory,
     /// Redis behind its breaker.
-    Redis(Arc<GuardedStore>),
+    Redis {
+        /// The breaker and deadline in front of it.
+        guarded: Arc<GuardedStore>,
+        /// The store itself (for its script statistics).
+        store: Arc<RedisStore>,
+    },
     /// A failover chain over these backends.
     Failover(Vec<usize>),
 }
@@ -54,7 +65,9 @@ impl Backends {
     pub fn usable(&self, index: usize) -> bool {
         match &self.kinds[index] {
             BackendHandle::Memory => true,
-            BackendHandle::Redis(store) => store.health().breaker.state != BreakerState::Open,
+            BackendHandle::Redis { guarded, .. } => {
+                guarded.health().breaker.state != BreakerState::Open
+            }
             BackendHandle::Failover(members) => members.iter().any(|&m| self.usable(m)),
         }
     }
@@ -79,6 +92,7 @@ pub async fn connect_engine(
     loaded: &LoadedPolicy,
     clock: Arc<dyn Clock>,
 ) -> Result<Backends, StoreError> {
+    let metrics = Arc::new(Metrics::new());
     let backends = loaded.policy.backends();
     let mut stores: Vec<Option<Arc<dyn Store>>> = Vec::with_capacity(backends.len());
     let mut memory_stores = Vec::new();
@@ -99,9 +113,15 @@ pub async fn connect_engine(
                     breaker_options(&redis.breaker),
                     clock.clone(),
                 );
-                let store = Arc::new(GuardedStore::new(store, breaker, redis.command_timeout));
-                kinds.push(BackendHandle::Redis(store.clone()));
-                Some(store)
+                let guarded = Arc::new(
+                    GuardedStore::new(store.clone(), breaker, redis.command_timeout)
+                        .with_observer(metrics.clone()),
+                );
+                kinds.push(BackendHandle::Redis {
+                    guarded: guarded.clone(),
+                    store,
+                });
+                Some(guarded)
             }
             BackendKind::Failover(members) => {
                 kinds.push(BackendHandle::Failover(members.clone()));
@@ -127,5 +147,6 @@ pub async fn connect_engine(
         memory_stores,
         kinds,
         local_fallback,
+        metrics,
     })
 }

@@ -26,6 +26,24 @@ struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ratelimitd=debug`.
     #[arg(long, global = true, env = "RATELIMITD_LOG", default_value = "info")]
     log: String,
+    /// Log lines for people (`text`) or one JSON object per line (`json`).
+    #[arg(
+        long,
+        global = true,
+        env = "RATELIMITD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable, one event per line.
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -168,11 +186,15 @@ struct BenchArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -223,6 +245,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    backends.metrics.config_load(true);
     for store in &backends.memory_stores {
         store.spawn_sweeper(Arc::new(SystemClock), loaded.policy.store.sweep_interval);
     }

@@ -75,6 +75,15 @@ impl Sources {
 /// change to `backends:` or `store:` cannot be applied to open connections
 /// and stores: it is refused (restart to apply it).
 pub fn reload(decider: &Decider, sources: &Sources) -> Result<Loaded, ConfigErrors> {
+    let result = validated_for(decider, sources);
+    decider.backends().metrics.config_load(result.is_ok());
+    let loaded = result?;
+    decider.replace(loaded.policy.clone(), loaded.envoy.clone());
+    Ok(loaded)
+}
+
+/// Loads `sources` and checks that `decider` can take it.
+fn validated_for(decider: &Decider, sources: &Sources) -> Result<Loaded, ConfigErrors> {
     let loaded = sources.load()?;
     let running = decider.policy();
     let origin = &loaded.policy.origin;
@@ -92,7 +101,6 @@ pub fn reload(decider: &Decider, sources: &Sources) -> Result<Loaded, ConfigErro
     if loaded.policy.policy.store != running.policy.store {
         return Err(refuse("store"));
     }
-    decider.replace(loaded.policy.clone(), loaded.envoy.clone());
     Ok(loaded)
 }
 

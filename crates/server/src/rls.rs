@@ -4,6 +4,8 @@
 
 use crate::decider::Decider;
 use crate::dispatch::{self, Decided, Routed};
+use crate::events;
+use crate::metrics::DecisionOutcome;
 use crate::request::{check_length, invalid};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
@@ -41,6 +43,11 @@ impl RateLimitService for RateLimitServiceAdapter {
         &self,
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
+        let _timer = self
+            .decider
+            .backends()
+            .metrics
+            .grpc_timer("ShouldRateLimit");
         let budget = crate::grpc::caller_budget(&request);
         should_rate_limit(&self.decider, request.get_ref(), budget)
             .await
@@ -186,6 +193,7 @@ pub async fn should_rate_limit(
     let now = decider.backends().engine.now();
     let (decided, _) = dispatch::decide(decider.backends(), &routed, now, budget).await;
 
+    record(decider, &request.domain, &planned, &decided);
     let statuses = statuses(&verdicts, &planned, &routed, &decided, now);
     let over = |quota: bool| {
         statuses
@@ -214,6 +222,29 @@ pub async fn should_rate_limit(
         response_headers_to_add,
         ..RateLimitResponse::default()
     })
+}
+
+/// Metrics and denial events for every limit decided.
+fn record(decider: &Decider, domain: &str, planned: &[Planned<'_>], decided: &[Decided]) {
+    let metrics = &decider.backends().metrics;
+    for (p, decided) in planned.iter().zip(decided) {
+        let rule = match p.file_limit {
+            Some(limit) => limit.name.as_deref().unwrap_or(&limit.spec.path),
+            None => "override",
+        };
+        let outcome = decided.outcome(p.shadow);
+        metrics.decision("envoy", domain, rule, outcome);
+        if outcome == DecisionOutcome::Denied {
+            events::denied(
+                "envoy",
+                domain,
+                rule,
+                &p.key,
+                decided.outcome.remaining,
+                decided.outcome.retry_after.div_ceil(1000),
+            );
+        }
+    }
 }
 
 /// Checks the request's shape; returns each descriptor's limit override.

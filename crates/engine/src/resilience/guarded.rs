@@ -21,12 +21,44 @@ pub struct BackendHealth {
     pub last_latency_micros: u64,
 }
 
+/// What one call to a guarded backend came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The backend decided.
+    Ok,
+    /// The backend answered with an error.
+    Error,
+    /// No answer within the timeout.
+    Timeout,
+    /// Not called: the breaker is open.
+    Rejected,
+}
+
+impl CallOutcome {
+    /// Lower-case name, for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Timeout => "timeout",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Told about every call to a guarded backend, e.g. to keep metrics.
+pub trait CallObserver: Send + Sync {
+    /// `backend` was called (or refused) with `outcome` after `latency`.
+    fn observe(&self, backend: &str, outcome: CallOutcome, latency: Duration);
+}
+
 /// `inner` behind `breaker`, each call bounded by `timeout`.
 pub struct GuardedStore {
     inner: Arc<dyn Store>,
     breaker: Breaker,
     timeout: Duration,
     last_latency: AtomicU64,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl GuardedStore {
@@ -37,6 +69,19 @@ impl GuardedStore {
             breaker,
             timeout,
             last_latency: AtomicU64::new(0),
+            observer: None,
+        }
+    }
+
+    /// Reports every call to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn report(&self, outcome: CallOutcome, latency: Duration) {
+        if let Some(observer) = &self.observer {
+            observer.observe(self.inner.name(), outcome, latency);
         }
     }
 
@@ -59,6 +104,7 @@ impl Store for GuardedStore {
     async fn decide(&self, checks: &[Check<'_>], now: u64) -> Result<Decision, StoreError> {
         let name = self.inner.name();
         let permit = self.breaker.admit().map_err(|rejected| {
+            self.report(CallOutcome::Rejected, Duration::ZERO);
             StoreError::new(
                 name,
                 format!(
@@ -69,20 +115,24 @@ impl Store for GuardedStore {
         })?;
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.inner.decide(checks, now)).await;
+        let latency = started.elapsed();
         self.last_latency
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .store(latency.as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(Ok(decision)) => {
                 permit.succeed();
+                self.report(CallOutcome::Ok, latency);
                 Ok(decision)
             }
             Ok(Err(error)) => {
                 permit.fail(&error.message);
+                self.report(CallOutcome::Error, latency);
                 Err(error)
             }
             Err(_) => {
                 let message = format!("no answer within {:?}", self.timeout);
                 permit.fail(&message);
+                self.report(CallOutcome::Timeout, latency);
                 Err(StoreError::new(name, message))
             }
         }

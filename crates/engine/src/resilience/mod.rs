@@ -7,4 +7,4 @@ mod guarded;
 
 pub use breaker::{Breaker, BreakerOptions, BreakerSnapshot, BreakerState, Permit, Rejected};
 pub use failover::FailoverStore;
-pub use guarded::{BackendHealth, GuardedStore};
+pub use guarded::{BackendHealth, CallObserver, CallOutcome, GuardedStore};

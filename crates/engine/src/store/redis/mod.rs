@@ -345,6 +345,13 @@ impl RedisStore {
     }
 }
 
+impl RedisTopology {
+    /// Where it is, without any password: for logs, errors and `/config`.
+    pub fn describe(&self) -> String {
+        describe(self)
+    }
+}
+
 fn describe(topology: &RedisTopology) -> String {
     match topology {
         RedisTopology::Standalone { url } => redact(url),

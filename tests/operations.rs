@@ -1,0 +1,227 @@
+//! Operating ratelimitd: Prometheus metrics with exact values after known
+//! calls, the admin endpoints, and JSON logs with denial events.
+
+mod support;
+
+use ratelimitd_testkit::{require_redis, RedisOptions, RedisServer};
+use support::{check, request, ServeProcess, TestServer};
+
+/// The metric lines of `/metrics` that start with `prefix`, sorted.
+async fn metric_lines(server: &TestServer, prefix: &str) -> Vec<String> {
+    let (status, text) = support::http(server.http_addr, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text: {text}");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+const POLICY: &str = r#"
+rules:
+  - {name: tenants, domain: api, match: {descriptors: [{key: tenant}]}, rate: 2/m}
+  - {name: trial, domain: api, match: {descriptors: [{key: trial}]}, rate: 1/m, shadow: true}
+  - {name: everyone, rate: 100/m, key: [ip]}
+"#;
+
+#[tokio::test]
+async fn decisions_are_counted_by_domain_rule_and_outcome_without_request_values() {
+    let server = TestServer::start(POLICY).await;
+    let mut client = server.client().await;
+    for _ in 0..3 {
+        check(&mut client, &request("api", &[("tenant", "acme")])).await;
+    }
+    for _ in 0..2 {
+        check(&mut client, &request("api", &[("trial", "t")])).await;
+    }
+    let mut anywhere = request("somewhere-else", &[]);
+    anywhere.client_ip = "192.0.2.7".into();
+    check(&mut client, &anywhere).await;
+    // (The api requests carry no IP: `everyone`, counting per IP, does not
+    // apply to them.)
+
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_decisions_total").await,
+        [
+            r#"ratelimitd_decisions_total{api="policy",domain="*",rule="everyone",outcome="allowed"} 1"#,
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="tenants",outcome="allowed"} 2"#,
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="tenants",outcome="denied"} 1"#,
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="trial",outcome="allowed"} 1"#,
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="trial",outcome="shadow_denied"} 1"#,
+        ]
+    );
+    // Every call timed, by method.
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_grpc_request_duration_seconds_count").await,
+        [r#"ratelimitd_grpc_request_duration_seconds_count{method="CheckLimit"} 6"#]
+    );
+    let (_, text) = support::http(server.http_addr, "GET", "/metrics", "").await;
+    for value in ["acme", "192.0.2.7", "somewhere-else", "\"t\""] {
+        assert!(
+            !text.contains(value),
+            "a request value in the metrics: {value}"
+        );
+    }
+    // The in-process store: the counters it holds (tenant, trial, and
+    // 192.0.2.7's for `everyone`).
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_store_keys").await,
+        [
+            r#"ratelimitd_store_keys{backend="local-fallback"} 0"#,
+            r#"ratelimitd_store_keys{backend="memory"} 3"#,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn redis_calls_breaker_and_noscript_are_exported() {
+    if !require_redis() {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(&format!(
+        "backends: [{{name: primary, type: redis, url: \"{}\", command_timeout: 500ms, breaker: {{failure_threshold: 2, recovery_timeout: 60s}}}}]\n{POLICY}",
+        redis.url()
+    ))
+    .await;
+    let mut client = server.client().await;
+    check(&mut client, &request("api", &[("tenant", "acme")])).await;
+    redis.cli(&["SCRIPT", "FLUSH"]);
+    check(&mut client, &request("api", &[("tenant", "acme")])).await;
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_redis_noscript_reloads_total").await,
+        [r#"ratelimitd_redis_noscript_reloads_total{backend="primary"} 2"#],
+        "the first use loads the script, and so does the call after the flush"
+    );
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_backend_calls_total").await,
+        [r#"ratelimitd_backend_calls_total{backend="primary",outcome="ok"} 2"#]
+    );
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_backend_call_duration_seconds_count").await,
+        [r#"ratelimitd_backend_call_duration_seconds_count{backend="primary"} 2"#]
+    );
+    redis.kill();
+    for _ in 0..3 {
+        check(&mut client, &request("api", &[("tenant", "acme")])).await;
+    }
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_backend_calls_total").await,
+        [
+            r#"ratelimitd_backend_calls_total{backend="primary",outcome="error"} 2"#,
+            r#"ratelimitd_backend_calls_total{backend="primary",outcome="ok"} 2"#,
+            r#"ratelimitd_backend_calls_total{backend="primary",outcome="rejected"} 1"#,
+        ]
+    );
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_breaker_").await,
+        [
+            r#"ratelimitd_breaker_state{backend="primary"} 2"#,
+            r#"ratelimitd_breaker_transitions_total{backend="primary"} 1"#,
+        ]
+    );
+    assert_eq!(
+        metric_lines(
+            &server,
+            "ratelimitd_decisions_total{api=\"policy\",domain=\"api\",rule=\"tenants\""
+        )
+        .await,
+        [
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="tenants",outcome="allowed"} 2"#,
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="tenants",outcome="degraded"} 3"#,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_liveness_readiness_and_the_redacted_config() {
+    if !require_redis() {
+        return;
+    }
+    let mut redis = RedisServer::start_with(RedisOptions::default().with_password("hunter2"));
+    let server = TestServer::start(&format!(
+        "backends: [{{name: primary, type: redis, url: \"{}\", command_timeout: 200ms, breaker: {{failure_threshold: 1, recovery_timeout: 60s}}}}]\nrules:\n  - {{name: strict, domain: api, match: {{descriptors: [{{key: k}}]}}, rate: 5/m, failure_policy: closed}}",
+        redis.url()
+    ))
+    .await;
+    let addr = server.http_addr;
+    assert_eq!(
+        support::http(addr, "GET", "/healthz", "").await,
+        (200, "ok".into())
+    );
+    assert_eq!(
+        support::http(addr, "GET", "/readyz", "").await,
+        (200, "ready".into())
+    );
+    let (status, config) = support::http(addr, "GET", "/config", "").await;
+    assert_eq!(status, 200);
+    assert!(!config.contains("hunter2"), "{config}");
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["backends"][0]["at"],
+        format!("redis://:***@127.0.0.1:{}", redis.port())
+    );
+    assert_eq!(config["rules"][0]["failure_policy"], "closed");
+    assert_eq!(config["limits"][0]["rate"], "5/m");
+
+    // The fail-closed rule loses its backend: not ready (still alive).
+    redis.kill();
+    let mut client = server.client().await;
+    check(&mut client, &request("api", &[("k", "v")])).await;
+    let mut waited = 0;
+    while support::http(addr, "GET", "/readyz", "").await.0 != 503 {
+        assert!(waited < 40, "readiness never followed the breaker");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert_eq!(support::http(addr, "GET", "/healthz", "").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::write_file(
+        &dir,
+        "policy.yaml",
+        "rules: [{name: logins, domain: web, match: {descriptors: [{key: user}]}, rate: 1/m}]",
+    );
+    let process = ServeProcess::spawn(&["--config", &config, "--log-format", "json"]);
+    for line in &process.startup_log {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+    }
+    let input = ratelimitd_server::check::CheckInput {
+        domain: "web".into(),
+        descriptors: vec![("user".into(), "alice@example.com".into())],
+        ..Default::default()
+    };
+    assert!(
+        ratelimitd_server::check::check(&process.addr, &input)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !ratelimitd_server::check::check(&process.addr, &input)
+            .await
+            .unwrap()
+            .allowed
+    );
+    let line = process.wait_for_log(&["\"denied\""]);
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["target"], "ratelimitd::denial");
+    assert_eq!(event["level"], "INFO");
+    assert_eq!(event["rule"], "logins");
+    assert_eq!(event["domain"], "web");
+    assert_eq!(event["remaining"], 0);
+    let retry = event["retry_after_ms"].as_u64().unwrap();
+    assert!(
+        (1..=60_000).contains(&retry),
+        "until the minute's end: {retry}"
+    );
+    assert_eq!(event["key_hash"].as_str().unwrap().len(), 16);
+    assert!(!line.contains("alice"), "{line}");
+}
