@@ -225,3 +225,81 @@ async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
     assert_eq!(event["key_hash"].as_str().unwrap().len(), 16);
     assert!(!line.contains("alice"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_counters_without_consuming_or_counting() {
+    let server = TestServer::start(
+        r#"
+rules:
+  - {name: tenants, domain: api, match: {descriptors: [{key: tenant}]}, rate: 3/m}
+  - {name: plans, domain: api, match: {descriptors: [{key: plan}]}, rate: 10/h}
+"#,
+    )
+    .await;
+    let mut client = server.client().await;
+    let both = request("api", &[("tenant", "acme"), ("plan", "gold")]);
+    check(&mut client, &both).await;
+    check(&mut client, &both).await;
+    let addr = server.addr.to_string();
+    let inspect = move |extra: &'static [&'static str]| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(support::BINARY)
+                .args(["inspect", "--addr", &addr, "--domain", "api"])
+                .args([
+                    "--descriptor",
+                    "tenant=acme",
+                    "--descriptor",
+                    "plan=gold",
+                    "--json",
+                ])
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    for _ in 0..3 {
+        let output = inspect(&[]).await.unwrap();
+        assert_eq!(output.status.code(), Some(0), "one more hit fits");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let remaining: Vec<(String, u64)> = json["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["rule"].as_str().unwrap().to_string(),
+                    s["remaining"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            remaining,
+            [("tenants".to_string(), 1), ("plans".to_string(), 8)]
+        );
+    }
+    let output = inspect(&["--rule", "plans"]).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["statuses"].as_array().unwrap().len(), 1);
+    assert_eq!(json["statuses"][0]["rule"], "plans");
+
+    // The third hit uses the last one: inspect now says no (exit 3).
+    check(&mut client, &both).await;
+    let output = inspect(&["--rule", "tenants"]).await.unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let output = inspect(&["--rule", "nope"]).await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid argument") && stderr.contains("rule: no rule is named"),
+        "{stderr}"
+    );
+    // Inspections are not decisions.
+    assert_eq!(
+        metric_lines(&server, "ratelimitd_decisions_total").await,
+        [
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="plans",outcome="allowed"} 3"#,
+            r#"ratelimitd_decisions_total{api="policy",domain="api",rule="tenants",outcome="allowed"} 3"#,
+        ]
+    );
+}

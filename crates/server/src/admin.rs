@@ -1,11 +1,14 @@
-//! `ratelimit.v1.Admin`: the backends as the service sees them, and whether
-//! it is serving (also what grpc.health.v1 reports).
+//! `ratelimit.v1.Admin`: the backends as the service sees them, whether it
+//! is serving (also what grpc.health.v1 reports), and counters inspected
+//! without consuming.
 
 use crate::decider::Decider;
 use crate::BackendHandle;
 use ratelimitd_policy::{BackendKind, FailurePolicy};
 use ratelimitd_proto::v1::admin_server::Admin;
-use ratelimitd_proto::v1::{BackendStatus, BackendsRequest, BackendsResponse};
+use ratelimitd_proto::v1::{
+    BackendStatus, BackendsRequest, BackendsResponse, CheckLimitResponse, InspectRequest,
+};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -85,5 +88,19 @@ impl Admin for AdminService {
             backends: backend_statuses(&self.decider),
             serving: serving(&self.decider),
         }))
+    }
+
+    async fn inspect(
+        &self,
+        request: Request<InspectRequest>,
+    ) -> Result<Response<CheckLimitResponse>, Status> {
+        let budget = crate::grpc::caller_budget(&request);
+        let InspectRequest { request, rule } = request.into_inner();
+        let request = request.unwrap_or_default();
+        let rule = (!rule.is_empty()).then_some(rule.as_str());
+        self.decider
+            .inspect(&request, rule, budget)
+            .await
+            .map(Response::new)
     }
 }

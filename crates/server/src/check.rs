@@ -1,10 +1,12 @@
-//! `ratelimitd check`: one CheckLimit from the shell.
+//! `ratelimitd check` and `inspect`: one CheckLimit (or Admin/Inspect) from
+//! the shell.
 
+use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{
     check_limit_response::Code,
     limit_status::{Algorithm, Failure},
-    CheckLimitRequest, CheckLimitResponse, DescriptorEntry,
+    CheckLimitRequest, CheckLimitResponse, DescriptorEntry, InspectRequest,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -67,6 +69,21 @@ impl CheckInput {
 pub async fn check(addr: &str, input: &CheckInput) -> anyhow::Result<CheckLimitResponse> {
     let mut client = RateLimiterClient::connect(endpoint(addr)).await?;
     Ok(client.check_limit(input.to_request()).await?.into_inner())
+}
+
+/// Asks `addr` for the counters `input` would touch (only `rule`'s, if
+/// given), consuming nothing.
+pub async fn inspect(
+    addr: &str,
+    input: &CheckInput,
+    rule: Option<&str>,
+) -> anyhow::Result<CheckLimitResponse> {
+    let mut client = AdminClient::connect(endpoint(addr)).await?;
+    let request = InspectRequest {
+        request: Some(input.to_request()),
+        rule: rule.unwrap_or_default().to_string(),
+    };
+    Ok(client.inspect(request).await?.into_inner())
 }
 
 /// `http://` is added to a bare `host:port`.

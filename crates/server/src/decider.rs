@@ -88,6 +88,40 @@ impl Decider {
         request: &CheckLimitRequest,
         budget: Option<Duration>,
     ) -> Result<CheckLimitResponse, Status> {
+        self.evaluate(request, budget, Mode::Decide).await
+    }
+
+    /// The state of the counters `request` would touch (only `rule`'s, if
+    /// given), consuming nothing: the decision a request of cost 0 gets,
+    /// left out of the metrics and denial events.
+    pub async fn inspect(
+        &self,
+        request: &CheckLimitRequest,
+        rule: Option<&str>,
+        budget: Option<Duration>,
+    ) -> Result<CheckLimitResponse, Status> {
+        let loaded = self.policy.load();
+        if let Some(rule) = rule {
+            if !loaded.policy.rules().iter().any(|r| r.name == rule) {
+                return Err(Status::invalid_argument(format!(
+                    "rule: no rule is named {rule:?}"
+                )));
+            }
+        }
+        let request = CheckLimitRequest {
+            cost: Some(0),
+            ..request.clone()
+        };
+        self.evaluate(&request, budget, Mode::Inspect { rule })
+            .await
+    }
+
+    async fn evaluate(
+        &self,
+        request: &CheckLimitRequest,
+        budget: Option<Duration>,
+        mode: Mode<'_>,
+    ) -> Result<CheckLimitResponse, Status> {
         let loaded = self.policy.load();
         let valid = ValidRequest::new(request, &loaded.policy.settings.caps)?;
         let planned = match loaded.policy.plan(&valid) {
@@ -96,7 +130,12 @@ impl Decider {
             }
             Plan::NoMatch | Plan::Skipped => return Ok(verdict(Code::Ok)),
             Plan::Checks(planned) if planned.is_empty() => return Ok(verdict(Code::Ok)),
-            Plan::Checks(planned) => planned,
+            Plan::Checks(mut planned) => {
+                if let Mode::Inspect { rule: Some(rule) } = mode {
+                    planned.retain(|planned| planned.rule == rule);
+                }
+                planned
+            }
         };
         let routed: Vec<Routed<'_>> = planned
             .iter()
@@ -137,25 +176,13 @@ impl Decider {
                 )
             })
             .collect();
-        let metrics = &self.backends.metrics;
-        let domain = if loaded.policy.has_domain(&request.domain) {
-            request.domain.as_str()
-        } else {
-            "*"
-        };
-        for ((planned, check), decided) in planned.iter().zip(&checks).zip(&decided) {
-            let outcome = decided.outcome(!check.enforced);
-            metrics.decision("policy", domain, planned.rule, outcome);
-            if outcome == DecisionOutcome::Denied {
-                events::denied(
-                    "policy",
-                    domain,
-                    planned.rule,
-                    &planned.key,
-                    decided.outcome.remaining,
-                    millis(decided.outcome.retry_after),
-                );
-            }
+        if mode == Mode::Decide {
+            let domain = if loaded.policy.has_domain(&request.domain) {
+                request.domain.as_str()
+            } else {
+                "*"
+            };
+            self.record(domain, &planned, &checks, &decided);
         }
         let mut response = verdict(code);
         response.shadowed = checks
@@ -167,6 +194,40 @@ impl Decider {
         response.statuses = statuses;
         Ok(response)
     }
+
+    /// Metrics and denial events for a decided request (`domain` as
+    /// labelled: `*` for a domain without rules of its own).
+    fn record(
+        &self,
+        domain: &str,
+        planned: &[PlannedCheck<'_>],
+        checks: &[Check<'_>],
+        decided: &[Decided],
+    ) {
+        for ((planned, check), decided) in planned.iter().zip(checks).zip(decided) {
+            let outcome = decided.outcome(!check.enforced);
+            self.backends
+                .metrics
+                .decision("policy", domain, planned.rule, outcome);
+            if outcome == DecisionOutcome::Denied {
+                events::denied(
+                    "policy",
+                    domain,
+                    planned.rule,
+                    &planned.key,
+                    decided.outcome.remaining,
+                    millis(decided.outcome.retry_after),
+                );
+            }
+        }
+    }
+}
+
+/// Whether a request is decided or only inspected.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode<'r> {
+    Decide,
+    Inspect { rule: Option<&'r str> },
 }
 
 /// A response with no statuses.

@@ -52,6 +52,9 @@ enum Command {
     Serve(ServeArgs),
     /// Send one CheckLimit and print the decision (exit 0 allowed, 3 denied).
     Check(CheckArgs),
+    /// Show the counters a request would touch without consuming anything
+    /// (exit 0 if one more hit would be allowed, 3 if not).
+    Inspect(InspectArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -102,6 +105,25 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct CheckArgs {
+    #[command(flatten)]
+    request: RequestArgs,
+    /// Hits to consume (0 checks without consuming).
+    #[arg(long)]
+    cost: Option<u32>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    request: RequestArgs,
+    /// Only this rule's limits.
+    #[arg(long)]
+    rule: Option<String>,
+}
+
+/// The request `check` and `inspect` send.
+#[derive(Args)]
+struct RequestArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     addr: String,
@@ -129,12 +151,25 @@ struct CheckArgs {
     /// Header `name=value`, repeatable.
     #[arg(long = "header", value_parser = key_value)]
     headers: Vec<(String, String)>,
-    /// Hits to consume (0 checks without consuming).
-    #[arg(long)]
-    cost: Option<u32>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+impl RequestArgs {
+    fn input(&self, cost: Option<u32>) -> CheckInput {
+        CheckInput {
+            domain: self.domain.clone(),
+            descriptors: self.descriptors.clone(),
+            client_ip: self.ip.clone(),
+            user: self.user.clone(),
+            api_key: self.api_key.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            cost,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -215,6 +250,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Check(args) => run_check(args).await,
+        Command::Inspect(args) => run_inspect(args).await,
         Command::Config(ConfigCommand::Validate { file, envoy }) => Ok(validate(file, envoy)),
         Command::Bench(args) => run_bench(args).await,
         Command::Health(args) => health(args).await,
@@ -308,22 +344,26 @@ fn termination() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let input = CheckInput {
-        domain: args.domain,
-        descriptors: args.descriptors,
-        client_ip: args.ip,
-        user: args.user,
-        api_key: args.api_key,
-        method: args.method,
-        path: args.path,
-        headers: args.headers,
-        cost: args.cost,
-    };
-    let response = check::check(&args.addr, &input).await?;
-    if args.json {
-        println!("{}", check::to_json(&response));
+    let input = args.request.input(args.cost);
+    let response = check::check(&args.request.addr, &input).await?;
+    print_decision(&response, args.request.json)
+}
+
+async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let input = args.request.input(None);
+    let response = check::inspect(&args.request.addr, &input, args.rule.as_deref()).await?;
+    print_decision(&response, args.request.json)
+}
+
+/// Prints a decision; exit 0 when allowed, 3 when denied.
+fn print_decision(
+    response: &ratelimitd_proto::v1::CheckLimitResponse,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", check::to_json(response));
     } else {
-        print!("{}", check::to_text(&response));
+        print!("{}", check::to_text(response));
     }
     Ok(if response.allowed {
         ExitCode::SUCCESS
