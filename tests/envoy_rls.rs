@@ -862,3 +862,21 @@ async fn bench_drives_should_rate_limit() {
         json["requests"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn the_shipped_envoy_deployment_configuration_is_valid() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/envoy");
+    let output = std::process::Command::new(support::BINARY)
+        .args(["config", "validate"])
+        .arg(deploy.join("ratelimitd.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("1 envoy domains"), "{stdout}");
+}

@@ -152,6 +152,11 @@ impl ServeProcess {
     /// Starts `ratelimitd serve --grpc-addr 127.0.0.1:0 --http-addr
     /// 127.0.0.1:0 ARGS…` and waits for it to log its addresses.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// [`ServeProcess::spawn`] with environment variables set.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BINARY)
             .args([
                 "serve",
@@ -162,6 +167,7 @@ impl ServeProcess {
             ])
             .args(args)
             .env_remove("RATELIMITD_CONFIG")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start ratelimitd serve");

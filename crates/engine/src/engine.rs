@@ -30,6 +30,11 @@ impl Engine {
         self.stores[backend].decide(checks, now).await
     }
 
+    /// The name of backend `backend`.
+    pub fn backend_name(&self, backend: usize) -> &str {
+        self.stores[backend].name()
+    }
+
     /// The time now, from the engine's clock.
     pub fn now(&self) -> u64 {
         self.clock.now_micros()

@@ -8,6 +8,7 @@ use ratelimitd_engine::{Check, Limit, Outcome, StoreError};
 use ratelimitd_policy::FailurePolicy;
 use ratelimitd_proto::v1::limit_status::Failure;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// One check, where it is decided and what to do when that fails.
 #[derive(Clone, Copy)]
@@ -66,6 +67,11 @@ pub(crate) async fn decide(
     let engine = &backends.engine;
     let results = futures_util::future::join_all(groups.iter().map(|(backend, members)| {
         let part: Vec<Check<'_>> = members.iter().map(|&i| routed[i].check).collect();
+        let span = tracing::info_span!(
+            "backend",
+            backend = engine.backend_name(*backend),
+            checks = part.len()
+        );
         async move {
             let decision = engine.decide_on(*backend, &part, now);
             match budget {
@@ -80,6 +86,7 @@ pub(crate) async fn decide(
                     }),
             }
         }
+        .instrument(span)
     }))
     .await;
 

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// The client's address: `source`, unless it is a trusted proxy, in which
 /// case the right-most `x-forwarded-for` entry that is not a trusted proxy
@@ -171,7 +172,12 @@ impl Authorization for ExtAuthzService {
         let loaded = self.decider.policy();
         let settings = &loaded.policy.settings;
         let check_limit = to_check_limit(request.get_ref(), settings);
-        let decision = self.decider.check(&check_limit, budget).await?;
+        let span = tracing::info_span!("ext_authz.Check", domain = %check_limit.domain);
+        let decision = self
+            .decider
+            .check(&check_limit, budget)
+            .instrument(span)
+            .await?;
         drop(timer);
         Ok(Response::new(to_check_response(&decision)))
     }

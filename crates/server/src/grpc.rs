@@ -20,6 +20,7 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
+use tracing::Instrument;
 
 /// `ratelimit.v1.RateLimiter` over a [`Decider`].
 pub struct RateLimiterService {
@@ -34,8 +35,10 @@ impl RateLimiter for RateLimiterService {
     ) -> Result<Response<CheckLimitResponse>, Status> {
         let _timer = self.decider.backends().metrics.grpc_timer("CheckLimit");
         let budget = caller_budget(&request);
+        let span = tracing::info_span!("CheckLimit", domain = %request.get_ref().domain);
         self.decider
             .check(request.get_ref(), budget)
+            .instrument(span)
             .await
             .map(Response::new)
     }

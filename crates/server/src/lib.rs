@@ -19,6 +19,7 @@ pub mod reload;
 pub mod request;
 pub mod rls;
 pub mod rls_json;
+pub mod telemetry;
 
 use config::LoadedPolicy;
 use metrics::Metrics;

@@ -10,6 +10,7 @@ use ratelimitd_server::decider::Decider;
 use ratelimitd_server::grpc::{self, Shutdown};
 use ratelimitd_server::http;
 use ratelimitd_server::reload::{self, Loaded, Sources};
+use ratelimitd_server::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,12 +35,12 @@ struct Cli {
         value_enum,
         default_value = "text"
     )]
-    log_format: LogFormat,
+    log_format: LogFormatArg,
 }
 
 /// How log lines are written.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
+enum LogFormatArg {
     /// Human-readable, one event per line.
     Text,
     /// One JSON object per line, the event's fields at the top level.
@@ -221,15 +222,6 @@ struct BenchArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -237,13 +229,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let traces = match runtime.block_on(async { telemetry::otlp_from_env() }) {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("ratelimitd: cannot set up OpenTelemetry export: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let format = match cli.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    telemetry::init(&cli.log, format, traces.as_ref());
+    let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("ratelimitd: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(traces) = traces {
+        // Send the spans still buffered.
+        let _ = traces.shutdown();
     }
+    code
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {

@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// The RLS v3 service over a [`Decider`].
 pub struct RateLimitServiceAdapter {
@@ -49,7 +50,9 @@ impl RateLimitService for RateLimitServiceAdapter {
             .metrics
             .grpc_timer("ShouldRateLimit");
         let budget = crate::grpc::caller_budget(&request);
+        let span = tracing::info_span!("ShouldRateLimit", domain = %request.get_ref().domain);
         should_rate_limit(&self.decider, request.get_ref(), budget)
+            .instrument(span)
             .await
             .map(Response::new)
     }
