@@ -49,21 +49,71 @@ async fn a_check_limit_span_has_a_backend_child() {
     assert_eq!(attribute(child, "checks").as_deref(), Some("1"));
 }
 
-/// An OTLP trace receiver on loopback, keeping `(name, span id, parent span
-/// id)` of every span it is sent.
+/// An OTLP receiver on loopback, keeping `(name, span id, parent span id)`
+/// of every span and `(metric, attributes, value)` of every integer sum
+/// point it is sent.
 mod receiver {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
         TraceService, TraceServiceServer,
     };
     use opentelemetry_proto::tonic::collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
     };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as Number;
     use std::sync::{Arc, Mutex};
     use tonic::{Request, Response, Status};
 
     pub type Spans = Arc<Mutex<Vec<(String, Vec<u8>, Vec<u8>)>>>;
+    pub type Sums = Arc<Mutex<Vec<(String, Vec<(String, String)>, i64)>>>;
 
     struct Receiver(Spans);
+    struct MetricsReceiver(Sums);
+
+    #[tonic::async_trait]
+    impl MetricsService for MetricsReceiver {
+        async fn export(
+            &self,
+            request: Request<ExportMetricsServiceRequest>,
+        ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+            let mut sums = self.0.lock().unwrap();
+            for resource in &request.get_ref().resource_metrics {
+                for scope in &resource.scope_metrics {
+                    for metric in &scope.metrics {
+                        let Some(Data::Sum(sum)) = &metric.data else {
+                            continue;
+                        };
+                        for point in &sum.data_points {
+                            let Some(Number::AsInt(value)) = point.value else {
+                                continue;
+                            };
+                            let attributes = point
+                                .attributes
+                                .iter()
+                                .map(|kv| {
+                                    let value =
+                                        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                            Some(AnyValue::StringValue(text)) => text.clone(),
+                                            other => format!("{other:?}"),
+                                        };
+                                    (kv.key.clone(), value)
+                                })
+                                .collect();
+                            sums.push((metric.name.clone(), attributes, value));
+                        }
+                    }
+                }
+            }
+            Ok(Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
 
     #[tonic::async_trait]
     impl TraceService for Receiver {
@@ -88,23 +138,23 @@ mod receiver {
     }
 
     /// Starts one; returns its address and what it received.
-    pub async fn start() -> (std::net::SocketAddr, Spans) {
+    pub async fn start() -> (std::net::SocketAddr, Spans, Sums) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let spans = Spans::default();
-        let service = TraceServiceServer::new(Receiver(spans.clone()));
+        let (spans, sums) = (Spans::default(), Sums::default());
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(service)
+                .add_service(TraceServiceServer::new(Receiver(spans.clone())))
+                .add_service(MetricsServiceServer::new(MetricsReceiver(sums.clone())))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        (addr, spans)
+        (addr, spans, sums)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_exports_spans_over_otlp_when_the_environment_says_so() {
-    let (addr, received) = receiver::start().await;
+async fn the_binary_exports_spans_and_metrics_over_otlp_when_the_environment_says_so() {
+    let (addr, received, sums) = receiver::start().await;
     let endpoint = format!("http://{addr}");
     let dir = tempfile::tempdir().unwrap();
     let config = support::write_file(
@@ -140,6 +190,31 @@ async fn the_binary_exports_spans_over_otlp_when_the_environment_says_so() {
         .await
         .unwrap();
     assert!(status.success());
+    let decisions: Vec<_> = sums
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(name, _, _)| name == "ratelimitd.decisions")
+        .cloned()
+        .collect();
+    let mut attributes = decisions
+        .last()
+        .expect("decisions exported at shutdown")
+        .1
+        .clone();
+    attributes.sort();
+    assert_eq!(
+        (attributes, decisions.last().unwrap().2),
+        (
+            vec![
+                ("api".into(), "policy".into()),
+                ("domain".into(), "api".into()),
+                ("outcome".into(), "allowed".into()),
+                ("rule".into(), "tenants".into()),
+            ],
+            1
+        )
+    );
     let spans = received.lock().unwrap().clone();
     let parent = spans
         .iter()

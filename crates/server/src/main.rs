@@ -229,13 +229,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let traces = match runtime.block_on(async { telemetry::otlp_from_env() }) {
-        Ok(traces) => traces,
+    let otlp = runtime.block_on(async {
+        anyhow::Ok((
+            telemetry::otlp_traces_from_env()?,
+            telemetry::otlp_metrics_from_env()?,
+        ))
+    });
+    let (traces, meters) = match otlp {
+        Ok(pipelines) => pipelines,
         Err(error) => {
             eprintln!("ratelimitd: cannot set up OpenTelemetry export: {error:#}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(meters) = &meters {
+        telemetry::install_meter_provider(meters);
+    }
     let format = match cli.log_format {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
@@ -248,9 +257,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
+    // Send the spans and metrics still buffered.
     if let Some(traces) = traces {
-        // Send the spans still buffered.
         let _ = traces.shutdown();
+    }
+    if let Some(meters) = meters {
+        let _ = meters.shutdown();
     }
     code
 }
@@ -313,6 +325,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let decider = Arc::new(Decider::new(loaded, envoy, backends));
     reload::spawn_reloader(decider.clone(), sources, envoy_dir)?;
+    let _observed = telemetry::observe_backends(&decider);
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(http_listener, decider.clone(), async {
         http_stopped.await.ok();

@@ -4,6 +4,8 @@
 //! cardinality is bounded by the configuration.
 
 use crate::{BackendHandle, Backends};
+use opentelemetry::metrics::Meter;
+use opentelemetry::KeyValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -80,7 +82,46 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
 }
 
-/// The service's metrics.
+/// The same measurements as OTLP instruments, when OTLP metrics are on.
+struct OtlpInstruments {
+    decisions: opentelemetry::metrics::Counter<u64>,
+    grpc_latency: opentelemetry::metrics::Histogram<f64>,
+    backend_latency: opentelemetry::metrics::Histogram<f64>,
+    backend_calls: opentelemetry::metrics::Counter<u64>,
+    config_loads: opentelemetry::metrics::Counter<u64>,
+}
+
+impl OtlpInstruments {
+    fn new(meter: &Meter) -> Self {
+        Self {
+            decisions: meter
+                .u64_counter("ratelimitd.decisions")
+                .with_description("Limits decided, by API, domain, rule and outcome")
+                .build(),
+            grpc_latency: meter
+                .f64_histogram("ratelimitd.grpc.request.duration")
+                .with_unit("s")
+                .with_description("Time to answer a gRPC call, by method")
+                .build(),
+            backend_latency: meter
+                .f64_histogram("ratelimitd.backend.call.duration")
+                .with_unit("s")
+                .with_description("Time of calls that reached a Redis backend")
+                .build(),
+            backend_calls: meter
+                .u64_counter("ratelimitd.backend.calls")
+                .with_description("Calls to Redis backends by outcome")
+                .build(),
+            config_loads: meter
+                .u64_counter("ratelimitd.config.loads")
+                .with_description("Configuration loads and reloads, by result")
+                .build(),
+        }
+    }
+}
+
+/// The service's metrics: Prometheus, and OTLP too when
+/// [`crate::telemetry::install_meter_provider`] was called first.
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
@@ -96,6 +137,7 @@ pub struct Metrics {
     store_full: Family<StoreFullLabels, Counter>,
     /// One scrape at a time brings the copied counters up to date.
     scrape: Mutex<()>,
+    otlp: Option<OtlpInstruments>,
 }
 
 impl Default for Metrics {
@@ -121,6 +163,7 @@ impl Metrics {
             store_reclaimed: Family::default(),
             store_full: Family::default(),
             scrape: Mutex::new(()),
+            otlp: crate::telemetry::otlp_meter().map(OtlpInstruments::new),
             registry: Registry::default(),
         };
         registry.register(
@@ -186,6 +229,17 @@ impl Metrics {
 
     /// Records the outcome of one limit of a decision.
     pub fn decision(&self, api: &'static str, domain: &str, rule: &str, outcome: DecisionOutcome) {
+        if let Some(otlp) = &self.otlp {
+            otlp.decisions.add(
+                1,
+                &[
+                    KeyValue::new("api", api),
+                    KeyValue::new("domain", domain.to_string()),
+                    KeyValue::new("rule", rule.to_string()),
+                    KeyValue::new("outcome", outcome.as_str()),
+                ],
+            );
+        }
         self.decisions
             .get_or_create(&DecisionLabels {
                 api,
@@ -209,6 +263,9 @@ impl Metrics {
     /// Records a configuration (re)load.
     pub fn config_load(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
+        if let Some(otlp) = &self.otlp {
+            otlp.config_loads.add(1, &[KeyValue::new("result", result)]);
+        }
         self.config_loads
             .get_or_create(&ResultLabels { result })
             .inc();
@@ -218,27 +275,21 @@ impl Metrics {
     /// states up to date.
     pub fn encode(&self, backends: &Backends) -> String {
         let _one_scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        for handle in &backends.kinds {
-            if let BackendHandle::Redis { guarded, store } = handle {
-                let health = guarded.health();
-                let labels = BackendLabels {
-                    backend: health.name.clone(),
-                };
-                let state = match health.breaker.state {
-                    BreakerState::Closed => 0,
-                    BreakerState::HalfOpen => 1,
-                    BreakerState::Open => 2,
-                };
-                self.breaker_state.get_or_create(&labels).set(state);
-                catch_up(
-                    &self.breaker_transitions.get_or_create(&labels),
-                    health.breaker.transitions,
-                );
-                catch_up(
-                    &self.noscript_reloads.get_or_create(&labels),
-                    store.stats().noscript_reloads,
-                );
-            }
+        for reading in redis_readings(backends) {
+            let labels = BackendLabels {
+                backend: reading.name,
+            };
+            self.breaker_state
+                .get_or_create(&labels)
+                .set(reading.breaker_state);
+            catch_up(
+                &self.breaker_transitions.get_or_create(&labels),
+                reading.transitions,
+            );
+            catch_up(
+                &self.noscript_reloads.get_or_create(&labels),
+                reading.noscript_reloads,
+            );
         }
         for store in &backends.memory_stores {
             let stats = store.stats();
@@ -280,13 +331,51 @@ pub struct GrpcTimer<'m> {
 
 impl Drop for GrpcTimer<'_> {
     fn drop(&mut self) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        if let Some(otlp) = &self.metrics.otlp {
+            otlp.grpc_latency
+                .record(seconds, &[KeyValue::new("method", self.method)]);
+        }
         self.metrics
             .grpc_latency
             .get_or_create(&MethodLabels {
                 method: self.method,
             })
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe(seconds);
     }
+}
+
+/// How a Redis backend stands, as metrics report it.
+pub(crate) struct RedisReading {
+    pub name: String,
+    /// 0 closed, 1 half open, 2 open.
+    pub breaker_state: i64,
+    pub transitions: u64,
+    pub noscript_reloads: u64,
+}
+
+/// Every Redis backend's reading, in configuration order.
+pub(crate) fn redis_readings(backends: &Backends) -> Vec<RedisReading> {
+    backends
+        .kinds
+        .iter()
+        .filter_map(|handle| match handle {
+            BackendHandle::Redis { guarded, store } => {
+                let health = guarded.health();
+                Some(RedisReading {
+                    name: health.name,
+                    breaker_state: match health.breaker.state {
+                        BreakerState::Closed => 0,
+                        BreakerState::HalfOpen => 1,
+                        BreakerState::Open => 2,
+                    },
+                    transitions: health.breaker.transitions,
+                    noscript_reloads: store.stats().noscript_reloads,
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Brings `counter` up to `total`, a monotonic count kept elsewhere.
@@ -299,6 +388,15 @@ fn catch_up(counter: &Counter, total: u64) {
 
 impl CallObserver for Metrics {
     fn observe(&self, backend: &str, outcome: CallOutcome, latency: Duration) {
+        if let Some(otlp) = &self.otlp {
+            let name = KeyValue::new("backend", backend.to_string());
+            if outcome != CallOutcome::Rejected {
+                otlp.backend_latency
+                    .record(latency.as_secs_f64(), std::slice::from_ref(&name));
+            }
+            otlp.backend_calls
+                .add(1, &[name, KeyValue::new("outcome", outcome.as_str())]);
+        }
         let backend = backend.to_string();
         if outcome != CallOutcome::Rejected {
             self.backend_latency
