@@ -880,3 +880,40 @@ fn the_shipped_envoy_deployment_configuration_is_valid() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("1 envoy domains"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_given_by_a_relative_path_is_reloaded_when_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |rate: &str| {
+        format!(
+            "rules: [{{name: t, domain: api, match: {{descriptors: [{{key: k}}]}}, rate: {rate}}}]"
+        )
+    };
+    support::write_file(&dir, "policy.yaml", &rule("1/h"));
+    let process = ServeProcess::spawn_in(dir.path(), &["--config", "policy.yaml"], &[]);
+    let input = ratelimitd_server::check::CheckInput {
+        domain: "api".into(),
+        descriptors: vec![("k".into(), "v".into())],
+        ..Default::default()
+    };
+    let allowed = || async {
+        ratelimitd_server::check::check(&process.addr, &input)
+            .await
+            .unwrap()
+            .allowed
+    };
+    assert!(allowed().await);
+    assert!(!allowed().await);
+    // Replaced by rename, as editors and deploy tools do.
+    support::write_file(&dir, "policy.yaml.new", &rule("3/h"));
+    std::fs::rename(
+        dir.path().join("policy.yaml.new"),
+        dir.path().join("policy.yaml"),
+    )
+    .unwrap();
+    process.wait_for_log(&["configuration reloaded", "file change"]);
+    // The count (1) carried over to the new rate: two more fit.
+    assert!(allowed().await);
+    assert!(allowed().await);
+    assert!(!allowed().await);
+}

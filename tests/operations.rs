@@ -197,7 +197,7 @@ async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
     let config = support::write_file(
         &dir,
         "policy.yaml",
-        "rules: [{name: logins, domain: web, match: {descriptors: [{key: user}]}, rate: 1/m}]",
+        "rules: [{name: logins, domain: web, match: {descriptors: [{key: user}]}, rate: 1/h}]",
     );
     let process = ServeProcess::spawn(&["--config", &config, "--log-format", "json"]);
     for line in &process.startup_log {

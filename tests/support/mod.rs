@@ -157,7 +157,13 @@ impl ServeProcess {
 
     /// [`ServeProcess::spawn`] with environment variables set.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_in(Path::new("."), args, env)
+    }
+
+    /// [`ServeProcess::spawn_with_env`] in the working directory `dir`.
+    pub fn spawn_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BINARY)
+            .current_dir(dir)
             .args([
                 "serve",
                 "--grpc-addr",

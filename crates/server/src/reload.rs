@@ -146,8 +146,19 @@ pub fn spawn_reloader(
     envoy_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (sender, mut causes) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let policy_file = sources.policy_file.clone();
+    // Events name absolute paths: compare with absolute ones (symbolic
+    // links left as they are, so a ConfigMap's links keep their directory).
+    let policy_file = sources
+        .policy_file
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()?;
+    let envoy_dir = envoy_dir.as_deref().map(std::path::absolute).transpose()?;
     let watched_envoy_dir = envoy_dir.clone();
+    let policy_dir = policy_file
+        .as_ref()
+        .and_then(|file| file.parent())
+        .map(Path::to_path_buf);
     let file_events = sender.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -169,16 +180,7 @@ pub fn spawn_reloader(
             let _ = file_events.send("file change");
         }
     })?;
-    let policy_dir = sources
-        .policy_file
-        .as_ref()
-        .map(|file| file.parent().unwrap_or(Path::new(".")).to_path_buf());
     for dir in policy_dir.iter().chain(&envoy_dir) {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir.as_path()
-        };
         watcher
             .watch(dir, notify::RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch {}", dir.display()))?;

@@ -58,14 +58,47 @@ impl RateLimitService for RateLimitServiceAdapter {
     }
 }
 
+/// Where a planned limit comes from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A `rate_limit` of the files.
+    File(&'a EnvoyLimit),
+    /// The request's own `limit`: requests per unit.
+    Override(u32, Unit),
+}
+
+impl<'a> Source<'a> {
+    fn file(self) -> Option<&'a EnvoyLimit> {
+        match self {
+            Self::File(limit) => Some(limit),
+            Self::Override(..) => None,
+        }
+    }
+}
+
+/// A planned limit's engine limit and its local fallback share.
+enum Limits<'a> {
+    /// Compiled with the files.
+    File(&'a Limit, &'a Limit),
+    /// Built from the request's override.
+    Override(Limit, Limit),
+}
+
+impl Limits<'_> {
+    fn pair(&self) -> (&Limit, &Limit) {
+        match self {
+            Self::File(limit, local) => (limit, local),
+            Self::Override(limit, local) => (limit, local),
+        }
+    }
+}
+
 /// One descriptor's limit, ready to check.
 struct Planned<'a> {
     /// Index of the request descriptor.
     descriptor: usize,
-    /// The file's limit, or `None` for a request's override.
-    file_limit: Option<&'a EnvoyLimit>,
-    /// The request's override, `(requests_per_unit, unit)`.
-    override_rate: Option<(u32, Unit)>,
+    /// Where its limit comes from.
+    source: Source<'a>,
     key: String,
     /// The limit reported as `current_limit`.
     reported: RateLimit,
@@ -124,8 +157,7 @@ pub async fn should_rate_limit(
             } => {
                 planned.push(Planned {
                     descriptor: index,
-                    file_limit: None,
-                    override_rate: Some((requests_per_unit, unit)),
+                    source: Source::Override(requests_per_unit, unit),
                     key,
                     reported: reported(None, requests_per_unit, Some(unit)),
                     shadow: false,
@@ -139,8 +171,7 @@ pub async fn should_rate_limit(
                 for (limit, key) in matched.limits {
                     planned.push(Planned {
                         descriptor: index,
-                        file_limit: Some(limit),
-                        override_rate: None,
+                        source: Source::File(limit),
                         key,
                         reported: reported(limit.name.clone(), limit.requests_per_unit, limit.unit),
                         shadow: matched.shadow,
@@ -158,26 +189,25 @@ pub async fn should_rate_limit(
     drop_replaced(&mut planned);
 
     // Overrides are limits of the request itself, built for this call.
-    let override_limits: Vec<Option<(Limit, Limit)>> = planned
+    // A file's limits are compiled; an override's are built for this call.
+    let limits: Vec<Limits<'_>> = planned
         .iter()
-        .map(|p| {
-            p.override_rate
-                .map(|rate| override_limits(rate, settings.local_replicas))
-                .transpose()
+        .map(|p| match p.source {
+            Source::File(limit) => Ok(Limits::File(
+                &envoy.limits[limit.spec.id],
+                &envoy.local_limits[limit.spec.id],
+            )),
+            Source::Override(requests_per_unit, unit) => {
+                override_limits((requests_per_unit, unit), settings.local_replicas)
+                    .map(|(limit, local)| Limits::Override(limit, local))
+            }
         })
         .collect::<Result<_, _>>()?;
     let routed: Vec<Routed<'_>> = planned
         .iter()
-        .zip(&override_limits)
-        .map(|(p, built)| {
-            let (limit, local_limit) = match (p.file_limit, built) {
-                (Some(limit), _) => (
-                    &envoy.limits[limit.spec.id],
-                    &envoy.local_limits[limit.spec.id],
-                ),
-                (None, Some((limit, local))) => (limit, local),
-                (None, None) => unreachable!("every override has its limits built"),
-            };
+        .zip(&limits)
+        .map(|(p, limits)| {
+            let (limit, local_limit) = limits.pair();
             Routed {
                 check: Check {
                     key: &p.key,
@@ -231,9 +261,9 @@ pub async fn should_rate_limit(
 fn record(decider: &Decider, domain: &str, planned: &[Planned<'_>], decided: &[Decided]) {
     let metrics = &decider.backends().metrics;
     for (p, decided) in planned.iter().zip(decided) {
-        let rule = match p.file_limit {
-            Some(limit) => limit.name.as_deref().unwrap_or(&limit.spec.path),
-            None => "override",
+        let rule = match p.source {
+            Source::File(limit) => limit.name.as_deref().unwrap_or(&limit.spec.path),
+            Source::Override(..) => "override",
         };
         let outcome = decided.outcome(p.shadow);
         metrics.decision("envoy", domain, rule, outcome);
@@ -351,7 +381,7 @@ fn hits(request: &RateLimitRequest, descriptor: &RateLimitDescriptor) -> u64 {
 fn drop_replaced(planned: &mut Vec<Planned<'_>>) {
     let replaced: HashSet<&str> = planned
         .iter()
-        .filter_map(|p| p.file_limit)
+        .filter_map(|p| p.source.file())
         .flat_map(|limit| limit.replaces.iter().map(String::as_str))
         .collect();
     if replaced.is_empty() {
@@ -359,7 +389,8 @@ fn drop_replaced(planned: &mut Vec<Planned<'_>>) {
     }
     let replaced: HashSet<String> = replaced.into_iter().map(str::to_string).collect();
     planned.retain(|p| {
-        p.file_limit
+        p.source
+            .file()
             .and_then(|limit| limit.name.as_ref())
             .is_none_or(|name| !replaced.contains(name))
     });
