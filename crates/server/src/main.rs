@@ -18,6 +18,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+/// Writes to stdout; a closed pipe (`ratelimitd bench | head -1`) is not an
+/// error worth a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// ratelimitd: a rate-limit decision service.
 #[derive(Parser)]
 #[command(name = "ratelimitd", version, about)]
@@ -383,9 +400,9 @@ fn print_decision(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", check::to_json(response));
+        outln!("{}", check::to_json(response));
     } else {
-        print!("{}", check::to_text(response));
+        out!("{}", check::to_text(response));
     }
     Ok(if response.allowed {
         ExitCode::SUCCESS
@@ -431,7 +448,7 @@ fn validate(file: Option<PathBuf>, envoy: Option<PathBuf>) -> ExitCode {
                     envoy.config.limits().len()
                 ));
             }
-            println!("{named}: OK ({})", parts.join("; "));
+            outln!("{named}: OK ({})", parts.join("; "));
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -451,7 +468,7 @@ async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
         None
     };
     match (&backends, args.json) {
-        (Some(backends), true) => println!(
+        (Some(backends), true) => outln!(
             "{}",
             serde_json::json!({
                 "status": status.as_str_name(),
@@ -460,10 +477,10 @@ async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
             })
         ),
         (Some(backends), false) => {
-            println!("{}", status.as_str_name());
-            print!("{}", health::backends_text(backends));
+            outln!("{}", status.as_str_name());
+            out!("{}", health::backends_text(backends));
         }
-        (None, _) => println!("{}", status.as_str_name()),
+        (None, _) => outln!("{}", status.as_str_name()),
     }
     Ok(if status == ServingStatus::Serving {
         ExitCode::SUCCESS
@@ -486,8 +503,8 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let report = bench::run(&plan).await?;
     if !args.json {
-        println!("{}", report.to_text(&plan));
+        outln!("{}", report.to_text(&plan));
     }
-    println!("{}", report.to_json(&plan));
+    outln!("{}", report.to_json(&plan));
     Ok(ExitCode::SUCCESS)
 }
