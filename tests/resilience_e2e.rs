@@ -223,9 +223,12 @@ rules: [{{name: r, domain: d, match: {{descriptors: [{{key: k}}]}}, rate: 5/m, f
     let took = started.elapsed();
     assert!(response.allowed && response.degraded, "{response:?}");
     assert_eq!(response.statuses[0].failure, Failure::FailOpen as i32);
+    // An answer at all means the server replied within the 150 ms the
+    // client enforces itself (else DEADLINE_EXCEEDED); the bound below only
+    // shows it was not the 5 s command timeout (slack for a loaded machine).
     assert!(
-        took < Duration::from_millis(150),
-        "answered within the caller's deadline: {took:?}"
+        took < Duration::from_millis(1000),
+        "answered by the caller's deadline, not the command timeout: {took:?}"
     );
     redis.resume();
     server.stop().await;
