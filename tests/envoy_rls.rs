@@ -306,6 +306,23 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
             "OK 5/MINUTE remaining=4 reset=45s"
         ]
     );
+    // The same counter twice in one request: counted once with both hits.
+    let twice = request(
+        "web",
+        vec![
+            descriptor(&[("hits", "dup")]),
+            descriptor(&[("hits", "dup")]),
+        ],
+    );
+    let response = call(&mut client, twice).await;
+    let statuses: Vec<String> = response.statuses.iter().map(show).collect();
+    assert_eq!(
+        statuses,
+        [
+            "OK 5/MINUTE remaining=3 reset=45s",
+            "OK 5/MINUTE remaining=3 reset=45s"
+        ]
+    );
 }
 
 async fn unlimited_zero_and_overrides(server: &TestServer) {

@@ -223,6 +223,7 @@ async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
     );
     let line = process.wait_for_log(&["\"denied\""]);
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let process_hash = event["key_hash"].to_string();
     assert_eq!(event["target"], "ratelimitd::denial");
     assert_eq!(event["level"], "INFO");
     assert_eq!(event["rule"], "logins");
@@ -235,6 +236,31 @@ async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
     );
     assert_eq!(event["key_hash"].as_str().unwrap().len(), 16);
     assert!(!line.contains("alice"), "{line}");
+
+    // Raw keys only when asked for (debugging).
+    let raw = ServeProcess::spawn(&[
+        "--config",
+        &config,
+        "--log-format",
+        "json",
+        "--log-raw-keys",
+    ]);
+    ratelimitd_server::check::check(&raw.addr, &input)
+        .await
+        .unwrap();
+    ratelimitd_server::check::check(&raw.addr, &input)
+        .await
+        .unwrap();
+    let line = raw.wait_for_log(&["\"denied\""]);
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        event["key"].as_str().unwrap().contains("alice@example.com"),
+        "{line}"
+    );
+    assert_eq!(
+        event["key_hash"],
+        serde_json::from_str::<serde_json::Value>(&process_hash).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,10 @@ struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, env = "RATELIMITD_GRPC_ADDR", default_value = "0.0.0.0:8081")]
     grpc_addr: SocketAddr,
+    /// Denial log events carry the raw counter key (IPs, users, API keys)
+    /// besides its hash.
+    #[arg(long, env = "RATELIMITD_LOG_RAW_KEYS")]
+    log_raw_keys: bool,
     /// HTTP listen address (`GET /healthcheck`, `POST /json`).
     #[arg(long, env = "RATELIMITD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -296,6 +300,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    ratelimitd_server::events::log_raw_keys(args.log_raw_keys);
     let sources = Sources {
         policy_file: args.config.clone(),
         envoy_dir_flag: args.envoy_config_dir.clone(),

@@ -20,7 +20,7 @@ use ratelimitd_policy::{
     EnvoyDescriptor, EnvoyLimit, EnvoyPlan, FailurePolicy, RequestCaps, ResponseHeaderNames, Unit,
 };
 use ratelimitd_proto::v1::limit_status::Failure;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -203,6 +203,12 @@ pub async fn should_rate_limit(
             }
         })
         .collect::<Result<_, _>>()?;
+    // A counter named twice in one request is decided once, with the hits
+    // of every descriptor that names it.
+    let mut hits_per_counter: HashMap<&str, u64> = HashMap::new();
+    for p in &planned {
+        *hits_per_counter.entry(p.key.as_str()).or_default() += p.hits;
+    }
     let routed: Vec<Routed<'_>> = planned
         .iter()
         .zip(&limits)
@@ -212,7 +218,7 @@ pub async fn should_rate_limit(
                 check: Check {
                     key: &p.key,
                     limit,
-                    cost: p.hits,
+                    cost: hits_per_counter[p.key.as_str()],
                     // Shadow and quota-mode limits never stop the others
                     // from counting; their verdict is applied below.
                     enforced: !p.shadow && !p.quota_mode,
