@@ -17,7 +17,8 @@ use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimit
 use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
 use ratelimitd_engine::{AlgorithmKind, Check, Limit};
 use ratelimitd_policy::{
-    EnvoyDescriptor, EnvoyLimit, EnvoyPlan, FailurePolicy, RequestCaps, ResponseHeaderNames, Unit,
+    EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyPlan, EnvoySettings, FailurePolicy, RequestCaps,
+    ResponseHeaderNames, Unit,
 };
 use ratelimitd_proto::v1::limit_status::Failure;
 use std::collections::{HashMap, HashSet};
@@ -131,6 +132,103 @@ pub async fn should_rate_limit(
     })?;
     let envoy_settings = &loaded.policy.envoy;
 
+    let (verdicts, mut planned) = plan(request, &envoy.config, &overrides, envoy_settings);
+    drop_replaced(&mut planned);
+
+    // A file's limits are compiled; an override's are built for this call.
+    let limits: Vec<Limits<'_>> = planned
+        .iter()
+        .map(|p| match p.source {
+            Source::File(limit) => Ok(Limits::File(
+                &envoy.limits[limit.spec.id],
+                &envoy.local_limits[limit.spec.id],
+            )),
+            Source::Override(requests_per_unit, unit) => {
+                override_limits((requests_per_unit, unit), settings.local_replicas)
+                    .map(|(limit, local)| Limits::Override(limit, local))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    // A counter named twice in one request is decided once, with the hits
+    // of every descriptor that names it.
+    let mut hits_per_counter: HashMap<&str, u64> = HashMap::new();
+    for p in &planned {
+        *hits_per_counter.entry(p.key.as_str()).or_default() += p.hits;
+    }
+    let routed: Vec<Routed<'_>> = planned
+        .iter()
+        .zip(&limits)
+        .map(|(p, limits)| {
+            let (limit, local_limit) = limits.pair();
+            Routed {
+                check: Check {
+                    key: &p.key,
+                    limit,
+                    cost: hits_per_counter[p.key.as_str()],
+                    // Shadow and quota-mode limits never stop the others
+                    // from counting; their verdict is applied below.
+                    enforced: !p.shadow && !p.quota_mode,
+                },
+                backend: envoy_settings.backend,
+                failure_policy: p.failure_policy,
+                local_limit,
+            }
+        })
+        .collect();
+    let now = decider.backends().engine.now();
+    let (decided, _) = dispatch::decide(decider.backends(), &routed, now, budget).await;
+
+    record(decider, &request.domain, &planned, &decided);
+    let statuses = statuses(&verdicts, &planned, &routed, &decided, now);
+    let overall_code = if is_over_limit(&statuses, &planned) && !settings.shadow_mode {
+        Code::OverLimit
+    } else {
+        Code::Ok
+    };
+    let response_headers_to_add = envoy_settings
+        .response_headers
+        .as_ref()
+        .map(|names| response_headers(&statuses, names))
+        .unwrap_or_default();
+    Ok(RateLimitResponse {
+        overall_code: overall_code as i32,
+        statuses,
+        response_headers_to_add,
+        ..RateLimitResponse::default()
+    })
+}
+
+/// Metrics and denial events for every limit decided.
+fn record(decider: &Decider, domain: &str, planned: &[Planned<'_>], decided: &[Decided]) {
+    let metrics = &decider.backends().metrics;
+    for (p, decided) in planned.iter().zip(decided) {
+        let rule = match p.source {
+            Source::File(limit) => limit.name.as_deref().unwrap_or(&limit.spec.path),
+            Source::Override(..) => "override",
+        };
+        let outcome = decided.outcome(p.shadow);
+        metrics.decision("envoy", domain, rule, outcome);
+        if outcome == DecisionOutcome::Denied {
+            events::denied(
+                "envoy",
+                domain,
+                rule,
+                &p.key,
+                decided.outcome.remaining,
+                decided.outcome.retry_after.div_ceil(1000),
+            );
+        }
+    }
+}
+
+/// What applies to each request descriptor, and the limits to check (in
+/// request order).
+fn plan<'c>(
+    request: &RateLimitRequest,
+    config: &'c EnvoyConfig,
+    overrides: &[Option<(u32, Unit)>],
+    envoy_settings: &EnvoySettings,
+) -> (Vec<Verdict>, Vec<Planned<'c>>) {
     let mut verdicts = Vec::with_capacity(request.descriptors.len());
     let mut planned: Vec<Planned<'_>> = Vec::new();
     for (index, descriptor) in request.descriptors.iter().enumerate() {
@@ -139,7 +237,7 @@ pub async fn should_rate_limit(
             .iter()
             .map(|entry| (entry.key.as_str(), entry.value.as_str()))
             .collect();
-        let plan = envoy.config.plan(
+        let plan = config.plan(
             &request.domain,
             EnvoyDescriptor {
                 entries: &entries,
@@ -186,104 +284,7 @@ pub async fn should_rate_limit(
             }
         });
     }
-    drop_replaced(&mut planned);
-
-    // Overrides are limits of the request itself, built for this call.
-    // A file's limits are compiled; an override's are built for this call.
-    let limits: Vec<Limits<'_>> = planned
-        .iter()
-        .map(|p| match p.source {
-            Source::File(limit) => Ok(Limits::File(
-                &envoy.limits[limit.spec.id],
-                &envoy.local_limits[limit.spec.id],
-            )),
-            Source::Override(requests_per_unit, unit) => {
-                override_limits((requests_per_unit, unit), settings.local_replicas)
-                    .map(|(limit, local)| Limits::Override(limit, local))
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    // A counter named twice in one request is decided once, with the hits
-    // of every descriptor that names it.
-    let mut hits_per_counter: HashMap<&str, u64> = HashMap::new();
-    for p in &planned {
-        *hits_per_counter.entry(p.key.as_str()).or_default() += p.hits;
-    }
-    let routed: Vec<Routed<'_>> = planned
-        .iter()
-        .zip(&limits)
-        .map(|(p, limits)| {
-            let (limit, local_limit) = limits.pair();
-            Routed {
-                check: Check {
-                    key: &p.key,
-                    limit,
-                    cost: hits_per_counter[p.key.as_str()],
-                    // Shadow and quota-mode limits never stop the others
-                    // from counting; their verdict is applied below.
-                    enforced: !p.shadow && !p.quota_mode,
-                },
-                backend: envoy_settings.backend,
-                failure_policy: p.failure_policy,
-                local_limit,
-            }
-        })
-        .collect();
-    let now = decider.backends().engine.now();
-    let (decided, _) = dispatch::decide(decider.backends(), &routed, now, budget).await;
-
-    record(decider, &request.domain, &planned, &decided);
-    let statuses = statuses(&verdicts, &planned, &routed, &decided, now);
-    let over = |quota: bool| {
-        statuses
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| quota_mode(&planned, *i) == quota)
-            .map(|(_, status)| status.code == Code::OverLimit as i32)
-            .collect::<Vec<bool>>()
-    };
-    let quota = over(true);
-    let over_limit =
-        over(false).contains(&true) || (!quota.is_empty() && quota.iter().all(|&over| over));
-    let overall_code = if over_limit && !settings.shadow_mode {
-        Code::OverLimit
-    } else {
-        Code::Ok
-    };
-    let response_headers_to_add = envoy_settings
-        .response_headers
-        .as_ref()
-        .map(|names| response_headers(&statuses, names))
-        .unwrap_or_default();
-    Ok(RateLimitResponse {
-        overall_code: overall_code as i32,
-        statuses,
-        response_headers_to_add,
-        ..RateLimitResponse::default()
-    })
-}
-
-/// Metrics and denial events for every limit decided.
-fn record(decider: &Decider, domain: &str, planned: &[Planned<'_>], decided: &[Decided]) {
-    let metrics = &decider.backends().metrics;
-    for (p, decided) in planned.iter().zip(decided) {
-        let rule = match p.source {
-            Source::File(limit) => limit.name.as_deref().unwrap_or(&limit.spec.path),
-            Source::Override(..) => "override",
-        };
-        let outcome = decided.outcome(p.shadow);
-        metrics.decision("envoy", domain, rule, outcome);
-        if outcome == DecisionOutcome::Denied {
-            events::denied(
-                "envoy",
-                domain,
-                rule,
-                &p.key,
-                decided.outcome.remaining,
-                decided.outcome.retry_after.div_ceil(1000),
-            );
-        }
-    }
+    (verdicts, planned)
 }
 
 /// Checks the request's shape; returns each descriptor's limit override.
@@ -400,6 +401,21 @@ fn drop_replaced(planned: &mut Vec<Planned<'_>>) {
             .and_then(|limit| limit.name.as_ref())
             .is_none_or(|name| !replaced.contains(name))
     });
+}
+
+/// Over the limit when a descriptor not in quota mode is, or when every
+/// quota-mode descriptor (there being some) is.
+fn is_over_limit(statuses: &[DescriptorStatus], planned: &[Planned<'_>]) -> bool {
+    let over = |quota: bool| {
+        statuses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| quota_mode(planned, *i) == quota)
+            .map(|(_, status)| status.code == Code::OverLimit as i32)
+            .collect::<Vec<bool>>()
+    };
+    let quota = over(true);
+    over(false).contains(&true) || (!quota.is_empty() && quota.iter().all(|&over| over))
 }
 
 fn quota_mode(planned: &[Planned<'_>], descriptor: usize) -> bool {
