@@ -934,3 +934,67 @@ async fn a_policy_file_given_by_a_relative_path_is_reloaded_when_edited() {
     assert!(allowed().await);
     assert!(!allowed().await);
 }
+
+#[tokio::test]
+async fn with_redis_down_each_descriptor_answers_by_its_failure_policy() {
+    if !require_redis() {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    support::write_file(
+        &dir,
+        "down.yaml",
+        r#"
+domain: down
+descriptors:
+  - key: open
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: closed
+    failure_policy: closed
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: local
+    failure_policy: local
+    rate_limit: {unit: minute, requests_per_unit: 1}
+"#,
+    );
+    let policy = format!(
+        "backends: [{{name: redis, type: redis, url: \"{}\", command_timeout: 200ms, breaker: {{failure_threshold: 2}}}}]\nrules: []",
+        redis.url()
+    );
+    let server = TestServer::start_with_envoy(&policy, Some(dir.path())).await;
+    let mut client = client(&server).await;
+    let (overall, _) = decide(&mut client, "down", vec![descriptor(&[("open", "a")])]).await;
+    assert_eq!(overall, "OK");
+    redis.kill();
+    // Open: OK with the whole limit left; the protocol is honoured, no error.
+    let (overall, statuses) = decide(&mut client, "down", vec![descriptor(&[("open", "a")])]).await;
+    assert_eq!(
+        (overall.as_str(), statuses[0].as_str()),
+        ("OK", "OK 5/MINUTE remaining=5 reset=60s")
+    );
+    // Closed: OVER_LIMIT, so Envoy answers 429.
+    let (overall, statuses) =
+        decide(&mut client, "down", vec![descriptor(&[("closed", "c")])]).await;
+    assert_eq!(
+        (overall.as_str(), statuses[0].as_str()),
+        ("OVER_LIMIT", "OVER_LIMIT 5/MINUTE remaining=0 reset=60s")
+    );
+    // Local: decided in process, exactly.
+    let (_, statuses) = decide(&mut client, "down", vec![descriptor(&[("local", "l")])]).await;
+    assert_eq!(statuses, ["OK 1/MINUTE remaining=0 reset=60s"]);
+    let (overall, _) = decide(&mut client, "down", vec![descriptor(&[("local", "l")])]).await;
+    assert_eq!(overall, "OVER_LIMIT");
+    // Health follows: a fail-closed Envoy descriptor whose backend's breaker
+    // is open.
+    let mut waited = 0;
+    while support::http(server.http_addr, "GET", "/healthcheck", "")
+        .await
+        .0
+        != 500
+    {
+        assert!(waited < 40, "/healthcheck never reported the lost backend");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+}
