@@ -23,15 +23,11 @@ async fn health_status(addr: &str) -> ServingStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
     let mut process = ServeProcess::spawn(&["--drain-delay", "1500ms"]);
-    let (child, addr, log) = (&mut process.child, process.addr.clone(), &process.log);
+    let addr = process.addr.clone();
     assert_eq!(health_status(&addr).await, ServingStatus::Serving);
 
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    process.signal("TERM");
     while health_status(&addr).await != ServingStatus::NotServing {
         assert!(
             signalled.elapsed() < Duration::from_secs(1),
@@ -54,7 +50,7 @@ async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
     assert_eq!(response.statuses[0].rule, "login");
 
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = process.child.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -68,7 +64,7 @@ async fn sigterm_turns_health_not_serving_drains_and_exits_zero() {
         signalled.elapsed() >= Duration::from_millis(1500),
         "exited before the drain delay"
     );
-    let rest: Vec<String> = log.try_iter().collect();
+    let rest: Vec<String> = process.log.try_iter().collect();
     assert!(
         rest.iter()
             .any(|line| line.contains("all in-flight calls finished")),
@@ -188,37 +184,7 @@ async fn bench_reports_throughput_and_percentiles_as_json() {
         "rules: [{name: b, domain: d, match: {descriptors: [{key: k}]}, rate: 5/m}]",
     )
     .await;
-    let addr = server.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        ratelimitd(&[
-            "bench",
-            "--addr",
-            &addr,
-            "--concurrency",
-            "4",
-            "--connections",
-            "2",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-            "--keys",
-            "10",
-            "--domain",
-            "d",
-            "--descriptor",
-            "k",
-            "--json",
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = support::bench(server.addr, "d", "k", &[]).await;
     let requests = json["requests"].as_u64().unwrap();
     assert!(requests > 0);
     assert_eq!(json["errors"], 0);

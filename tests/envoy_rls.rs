@@ -773,11 +773,7 @@ async fn the_binary_reloads_on_configmap_swaps_file_changes_and_sighup() {
     process.wait_for_log(&["configuration reloaded"]);
 
     // SIGHUP reloads too.
-    let hangup = std::process::Command::new("kill")
-        .args(["-HUP", &process.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hangup.success());
+    process.signal("HUP");
     process.wait_for_log(&["configuration reloaded", "SIGHUP"]);
     let (status, body) = support::http(
         process.http_addr.parse().unwrap(),
@@ -832,42 +828,7 @@ fn config_validate_envoy_checks_a_directory_like_ratelimit_config_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_drives_should_rate_limit() {
     let (server, _dir) = start("rules: []").await;
-    let addr = server.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(support::BINARY)
-            .args([
-                "bench",
-                "--api",
-                "should-rate-limit",
-                "--addr",
-                &addr,
-                "--concurrency",
-                "4",
-                "--connections",
-                "2",
-                "--duration",
-                "1s",
-                "--warmup",
-                "0s",
-                "--keys",
-                "10",
-                "--domain",
-                "other",
-                "--descriptor",
-                "k",
-                "--json",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = support::bench(server.addr, "other", "k", &["--api", "should-rate-limit"]).await;
     assert_eq!(json["api"], "ShouldRateLimit");
     assert_eq!(json["errors"], 0);
     assert_eq!(
@@ -908,17 +869,7 @@ async fn a_policy_file_given_by_a_relative_path_is_reloaded_when_edited() {
     };
     support::write_file(&dir, "policy.yaml", &rule("1/h"));
     let process = ServeProcess::spawn_in(dir.path(), &["--config", "policy.yaml"], &[]);
-    let input = ratelimitd_server::check::CheckInput {
-        domain: "api".into(),
-        descriptors: vec![("k".into(), "v".into())],
-        ..Default::default()
-    };
-    let allowed = || async {
-        ratelimitd_server::check::check(&process.addr, &input)
-            .await
-            .unwrap()
-            .allowed
-    };
+    let allowed = || process.allowed("api", &[("k", "v")]);
     assert!(allowed().await);
     assert!(!allowed().await);
     // Replaced by rename, as editors and deploy tools do.

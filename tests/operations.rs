@@ -204,23 +204,9 @@ async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
     }
-    let input = ratelimitd_server::check::CheckInput {
-        domain: "web".into(),
-        descriptors: vec![("user".into(), "alice@example.com".into())],
-        ..Default::default()
-    };
-    assert!(
-        ratelimitd_server::check::check(&process.addr, &input)
-            .await
-            .unwrap()
-            .allowed
-    );
-    assert!(
-        !ratelimitd_server::check::check(&process.addr, &input)
-            .await
-            .unwrap()
-            .allowed
-    );
+    let alice = [("user", "alice@example.com")];
+    assert!(process.allowed("web", &alice).await);
+    assert!(!process.allowed("web", &alice).await);
     let line = process.wait_for_log(&["\"denied\""]);
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     let process_hash = event["key_hash"].to_string();
@@ -245,12 +231,8 @@ async fn json_logs_parse_and_a_denial_names_the_rule_not_the_key() {
         "json",
         "--log-raw-keys",
     ]);
-    ratelimitd_server::check::check(&raw.addr, &input)
-        .await
-        .unwrap();
-    ratelimitd_server::check::check(&raw.addr, &input)
-        .await
-        .unwrap();
+    raw.allowed("web", &alice).await;
+    raw.allowed("web", &alice).await;
     let line = raw.wait_for_log(&["\"denied\""]);
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert!(

@@ -169,23 +169,9 @@ async fn the_binary_exports_spans_and_metrics_over_otlp_when_the_environment_say
             ("OTEL_TRACES_SAMPLER", "always_on"),
         ],
     );
-    let input = ratelimitd_server::check::CheckInput {
-        domain: "api".into(),
-        descriptors: vec![("tenant".into(), "acme".into())],
-        ..Default::default()
-    };
-    assert!(
-        ratelimitd_server::check::check(&process.addr, &input)
-            .await
-            .unwrap()
-            .allowed
-    );
+    assert!(process.allowed("api", &[("tenant", "acme")]).await);
     // On SIGTERM the service drains and flushes the spans it holds.
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    process.signal("TERM");
     let status = tokio::task::spawn_blocking(move || process.child.wait().unwrap())
         .await
         .unwrap();

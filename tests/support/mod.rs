@@ -265,3 +265,65 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
         .expect("a status code");
     (status, body.to_string())
 }
+
+impl ServeProcess {
+    /// Sends the process `signal` (`TERM`, `HUP`, …).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Whether one CheckLimit in `domain` with `descriptors` is allowed.
+    pub async fn allowed(&self, domain: &str, descriptors: &[(&str, &str)]) -> bool {
+        let input = ratelimitd_server::check::CheckInput {
+            domain: domain.into(),
+            descriptors: descriptors
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        ratelimitd_server::check::check(&self.addr, &input)
+            .await
+            .expect("a CheckLimit answer")
+            .allowed
+    }
+}
+
+/// Runs `ratelimitd bench --json` for 1 s (4 callers, 2 connections, 10
+/// keys of `descriptor` in `domain`) against `addr`, plus `extra` flags;
+/// returns its JSON report.
+pub async fn bench(
+    addr: SocketAddr,
+    domain: &str,
+    descriptor: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["bench", "--addr", &addr.to_string(), "--concurrency", "4"])
+        .args(["--connections", "2", "--duration", "1s", "--warmup", "0s"])
+        .args([
+            "--keys",
+            "10",
+            "--domain",
+            domain,
+            "--descriptor",
+            descriptor,
+            "--json",
+        ])
+        .args(extra);
+    let output =
+        tokio::task::spawn_blocking(move || command.output().expect("run ratelimitd bench"))
+            .await
+            .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON report")
+}
