@@ -93,22 +93,6 @@ struct Compiler {
     default_failure_policy: FailurePolicy,
 }
 
-/// Fields a redis backend takes.
-const REDIS_FIELDS: [&str; 12] = [
-    "url",
-    "sentinel",
-    "cluster",
-    "username",
-    "password",
-    "pool_size",
-    "command_timeout",
-    "connect_timeout",
-    "key_prefix",
-    "time_source",
-    "tls",
-    "breaker",
-];
-
 pub(crate) fn failure_policy(text: &str) -> Result<FailurePolicy, String> {
     match text {
         "open" => Ok(FailurePolicy::Open),
@@ -255,16 +239,15 @@ impl Compiler {
                 let path = format!("backends[{i}]");
                 let kind = match doc.kind.as_str() {
                     "memory" => {
-                        let message = "applies to redis backends only (a memory backend is sized by `store:`)";
-                        self.only_fields(&path, doc, &[], message);
+                        self.only_fields(&path, doc, "memory");
                         BackendKind::Memory
                     }
                     "redis" => {
-                        self.only_fields(&path, doc, &REDIS_FIELDS, "applies to failover backends only");
+                        self.only_fields(&path, doc, "redis");
                         BackendKind::Redis(Box::new(self.redis_backend(&path, doc)))
                     }
                     "failover" => {
-                        self.only_fields(&path, doc, &["members"], "applies to redis backends only");
+                        self.only_fields(&path, doc, "failover");
                         BackendKind::Failover(self.failover_members(&path, doc, docs))
                     }
                     other => {
@@ -284,26 +267,36 @@ impl Compiler {
             .collect()
     }
 
-    /// Reports, with `message`, every field given that is not `allowed`.
-    fn only_fields(&mut self, path: &str, doc: &BackendDoc, allowed: &[&str], message: &str) {
+    /// Reports every field given that belongs to another kind of backend
+    /// than `kind`, naming the kind it belongs to.
+    fn only_fields(&mut self, path: &str, doc: &BackendDoc, kind: &str) {
         let given = [
-            ("url", doc.url.is_some()),
-            ("sentinel", doc.sentinel.is_some()),
-            ("cluster", doc.cluster.is_some()),
-            ("username", doc.username.is_some()),
-            ("password", doc.password.is_some()),
-            ("pool_size", doc.pool_size.is_some()),
-            ("command_timeout", doc.command_timeout.is_some()),
-            ("connect_timeout", doc.connect_timeout.is_some()),
-            ("key_prefix", doc.key_prefix.is_some()),
-            ("time_source", doc.time_source.is_some()),
-            ("tls", doc.tls.is_some()),
-            ("breaker", doc.breaker.is_some()),
-            ("members", !doc.members.is_empty()),
+            ("url", "redis", doc.url.is_some()),
+            ("sentinel", "redis", doc.sentinel.is_some()),
+            ("cluster", "redis", doc.cluster.is_some()),
+            ("username", "redis", doc.username.is_some()),
+            ("password", "redis", doc.password.is_some()),
+            ("pool_size", "redis", doc.pool_size.is_some()),
+            ("command_timeout", "redis", doc.command_timeout.is_some()),
+            ("connect_timeout", "redis", doc.connect_timeout.is_some()),
+            ("key_prefix", "redis", doc.key_prefix.is_some()),
+            ("time_source", "redis", doc.time_source.is_some()),
+            ("tls", "redis", doc.tls.is_some()),
+            ("breaker", "redis", doc.breaker.is_some()),
+            ("members", "failover", !doc.members.is_empty()),
         ];
-        for (field, present) in given {
-            if present && !allowed.contains(&field) {
-                self.errors.push(format!("{path}.{field}"), None, message);
+        for (field, owner, present) in given {
+            if present && owner != kind {
+                let hint = if kind == "memory" && owner == "redis" {
+                    " (a memory backend is sized by `store:`)"
+                } else {
+                    ""
+                };
+                self.errors.push(
+                    format!("{path}.{field}"),
+                    None,
+                    format!("applies to {owner} backends only{hint}"),
+                );
             }
         }
     }

@@ -135,6 +135,7 @@ fn validation_errors_name_path_and_value() {
         ("backends: [{name: a, type: redis, url: 'http://h:1'}]", "backends[0].url: a Redis URL starts with redis:// (or rediss:// for TLS) (value: \"http://h:1\")"),
         ("backends: [{name: a, type: redis, url: 'rediss://h:1', tls: {cert_file: c.pem}}]", "backends[0].tls: give both cert_file and key_file for a client certificate"),
         ("backends: [{name: a, type: memory, tls: {}}]", "backends[0].tls: applies to redis backends only (a memory backend is sized by `store:`)"),
+        ("backends: [{name: a, type: memory, members: [b, c]}]", "backends[0].members: applies to failover backends only"),
         ("backends: [{name: a, type: redis, cluster: {nodes: [h1, 'h2:x']}}]", "backends[0].cluster.nodes[0]: not host:port (value: \"h1\")"),
         ("backends: [{name: a, type: redis, sentinel: {service: '', addresses: ['h:26379']}}]", "backends[0].sentinel.service: name the monitored service (value: \"\")"),
         ("backends: [{name: a, type: redis, sentinel: {service: m, addresses: []}}]", "backends[0].sentinel.addresses: give at least one host:port"),

@@ -15,10 +15,11 @@ use tonic::{Request, Response, Status};
 /// Serving means: not shutting down, and every rule that fails closed
 /// (envoyproxy/ratelimit files included) has a usable backend.
 pub fn serving(decider: &Decider) -> bool {
-    let loaded = decider.policy();
+    let running = decider.running();
+    let loaded = &running.policy;
     let backends = decider.backends();
     let envoy = &loaded.policy.envoy;
-    let envoy_fails_closed = decider.envoy().is_some_and(|files| {
+    let envoy_fails_closed = running.envoy.as_ref().is_some_and(|files| {
         envoy.failure_policy == FailurePolicy::Closed || files.config.fails_closed()
     });
     !decider.draining()

@@ -4,12 +4,10 @@
 
 use crate::config::{LoadedEnvoy, LoadedPolicy};
 use crate::dispatch::{self, Decided, Routed};
-use crate::events;
 use crate::headers::rate_limit_headers;
-use crate::metrics::DecisionOutcome;
 use crate::request::ValidRequest;
 use crate::Backends;
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use ratelimitd_engine::Check;
 use ratelimitd_policy::{Algorithm as PolicyAlgorithm, Plan, PlannedCheck};
 use ratelimitd_proto::v1::{
@@ -26,10 +24,18 @@ use tonic::Status;
 /// The configuration is swapped atomically on reload: a request decides
 /// with the one it started with.
 pub struct Decider {
-    policy: ArcSwap<LoadedPolicy>,
-    envoy: ArcSwapOption<LoadedEnvoy>,
+    running: ArcSwap<Running>,
     backends: Backends,
     draining: AtomicBool,
+}
+
+/// The configuration in force: the policy and the envoyproxy/ratelimit
+/// files, swapped together.
+pub struct Running {
+    /// The policy.
+    pub policy: Arc<LoadedPolicy>,
+    /// The envoyproxy/ratelimit files, if a directory is configured.
+    pub envoy: Option<Arc<LoadedEnvoy>>,
 }
 
 impl Decider {
@@ -41,8 +47,7 @@ impl Decider {
         backends: Backends,
     ) -> Self {
         Self {
-            policy: ArcSwap::new(policy),
-            envoy: ArcSwapOption::new(envoy),
+            running: ArcSwap::from_pointee(Running { policy, envoy }),
             backends,
             draining: AtomicBool::new(false),
         }
@@ -59,21 +64,26 @@ impl Decider {
         self.draining.load(Ordering::Relaxed)
     }
 
+    /// The configuration in force (one consistent snapshot).
+    pub fn running(&self) -> Arc<Running> {
+        self.running.load_full()
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> Arc<LoadedPolicy> {
-        self.policy.load_full()
+        self.running.load().policy.clone()
     }
 
     /// The envoyproxy/ratelimit files in force, if any are configured.
     pub fn envoy(&self) -> Option<Arc<LoadedEnvoy>> {
-        self.envoy.load_full()
+        self.running.load().envoy.clone()
     }
 
-    /// Puts a new configuration in force for every later request; calls
-    /// in flight finish with the one they started with.
+    /// Puts a new configuration in force for every later request, policy
+    /// and files at once; calls in flight finish with the one they started
+    /// with.
     pub fn replace(&self, policy: Arc<LoadedPolicy>, envoy: Option<Arc<LoadedEnvoy>>) {
-        self.envoy.store(envoy);
-        self.policy.store(policy);
+        self.running.store(Arc::new(Running { policy, envoy }));
     }
 
     /// The backends decisions are made in.
@@ -88,7 +98,18 @@ impl Decider {
         request: &CheckLimitRequest,
         budget: Option<Duration>,
     ) -> Result<CheckLimitResponse, Status> {
-        self.evaluate(request, budget, Mode::Decide).await
+        self.check_in(&self.policy(), request, budget).await
+    }
+
+    /// [`Decider::check`] with `loaded`, a policy snapshot the caller
+    /// already holds.
+    pub async fn check_in(
+        &self,
+        loaded: &LoadedPolicy,
+        request: &CheckLimitRequest,
+        budget: Option<Duration>,
+    ) -> Result<CheckLimitResponse, Status> {
+        self.evaluate(loaded, request, budget, Mode::Decide).await
     }
 
     /// The state of the counters `request` would touch (only `rule`'s, if
@@ -100,7 +121,7 @@ impl Decider {
         rule: Option<&str>,
         budget: Option<Duration>,
     ) -> Result<CheckLimitResponse, Status> {
-        let loaded = self.policy.load();
+        let loaded = self.policy();
         if let Some(rule) = rule {
             if !loaded.policy.rules().iter().any(|r| r.name == rule) {
                 return Err(Status::invalid_argument(format!(
@@ -112,17 +133,17 @@ impl Decider {
             cost: Some(0),
             ..request.clone()
         };
-        self.evaluate(&request, budget, Mode::Inspect { rule })
+        self.evaluate(&loaded, &request, budget, Mode::Inspect { rule })
             .await
     }
 
     async fn evaluate(
         &self,
+        loaded: &LoadedPolicy,
         request: &CheckLimitRequest,
         budget: Option<Duration>,
         mode: Mode<'_>,
     ) -> Result<CheckLimitResponse, Status> {
-        let loaded = self.policy.load();
         let valid = ValidRequest::new(request, &loaded.policy.settings.caps)?;
         let planned = match loaded.policy.plan(&valid) {
             Plan::NoMatch if loaded.policy.settings.deny_unmatched => {
@@ -151,13 +172,12 @@ impl Decider {
                 local_limit: &loaded.local_limits[planned.limit.id],
             })
             .collect();
-        let checks: Vec<Check<'_>> = routed.iter().map(|routed| routed.check).collect();
         let now = self.backends.engine.now();
         let (decided, unavailable) = dispatch::decide(&self.backends, &routed, now, budget).await;
-        let allowed = checks
+        let allowed = routed
             .iter()
             .zip(&decided)
-            .all(|(check, decided)| !check.enforced || !decided.outcome.over_limit);
+            .all(|(routed, decided)| !routed.check.enforced || !decided.outcome.over_limit);
         let code = match (allowed, unavailable) {
             (false, _) => Code::OverLimit,
             (true, true) => Code::Unavailable,
@@ -165,12 +185,12 @@ impl Decider {
         };
         let statuses: Vec<LimitStatus> = planned
             .iter()
-            .zip(&checks)
+            .zip(&routed)
             .zip(&decided)
-            .map(|((planned, check), decided)| {
+            .map(|((planned, routed), decided)| {
                 status(
                     planned,
-                    check,
+                    &routed.check,
                     decided,
                     &loaded.policy.backends()[planned.backend].name,
                 )
@@ -182,44 +202,24 @@ impl Decider {
             } else {
                 "*"
             };
-            self.record(domain, &planned, &checks, &decided);
+            for ((planned, routed), decided) in planned.iter().zip(&routed).zip(&decided) {
+                decided.record(
+                    &self.backends.metrics,
+                    ("policy", domain, planned.rule),
+                    &planned.key,
+                    !routed.check.enforced,
+                );
+            }
         }
         let mut response = verdict(code);
-        response.shadowed = checks
+        response.shadowed = routed
             .iter()
             .zip(&decided)
-            .any(|(check, decided)| !check.enforced && decided.outcome.over_limit);
+            .any(|(routed, decided)| !routed.check.enforced && decided.outcome.over_limit);
         response.degraded = decided.iter().any(|d| d.failure != Failure::None);
         response.headers = rate_limit_headers(&statuses, now / 1000);
         response.statuses = statuses;
         Ok(response)
-    }
-
-    /// Metrics and denial events for a decided request (`domain` as
-    /// labelled: `*` for a domain without rules of its own).
-    fn record(
-        &self,
-        domain: &str,
-        planned: &[PlannedCheck<'_>],
-        checks: &[Check<'_>],
-        decided: &[Decided],
-    ) {
-        for ((planned, check), decided) in planned.iter().zip(checks).zip(decided) {
-            let outcome = decided.outcome(!check.enforced);
-            self.backends
-                .metrics
-                .decision("policy", domain, planned.rule, outcome);
-            if outcome == DecisionOutcome::Denied {
-                events::denied(
-                    "policy",
-                    domain,
-                    planned.rule,
-                    &planned.key,
-                    decided.outcome.remaining,
-                    millis(decided.outcome.retry_after),
-                );
-            }
-        }
     }
 }
 

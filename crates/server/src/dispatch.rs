@@ -2,7 +2,8 @@
 //! one engine call (backends in parallel), bounded by the caller's budget;
 //! where a backend fails, each check's failure policy answers.
 
-use crate::metrics::DecisionOutcome;
+use crate::events;
+use crate::metrics::{DecisionOutcome, Metrics};
 use crate::Backends;
 use ratelimitd_engine::{Check, Limit, Outcome, StoreError};
 use ratelimitd_policy::FailurePolicy;
@@ -41,6 +42,29 @@ impl Decided {
             (_, true) if shadow => DecisionOutcome::ShadowDenied,
             (_, true) => DecisionOutcome::Denied,
             (_, false) => DecisionOutcome::Allowed,
+        }
+    }
+
+    /// Counts this decision in `metrics` under `(api, domain, rule)` and
+    /// logs it if denied (the counter `key` hashed).
+    pub fn record(
+        &self,
+        metrics: &Metrics,
+        (api, domain, rule): (&'static str, &str, &str),
+        key: &str,
+        shadow: bool,
+    ) {
+        let outcome = self.outcome(shadow);
+        metrics.decision(api, domain, rule, outcome);
+        if outcome == DecisionOutcome::Denied {
+            events::denied(
+                api,
+                domain,
+                rule,
+                key,
+                self.outcome.remaining,
+                self.outcome.retry_after.div_ceil(1000),
+            );
         }
     }
 }

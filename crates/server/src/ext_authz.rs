@@ -175,7 +175,7 @@ impl Authorization for ExtAuthzService {
         let span = tracing::info_span!("ext_authz.Check", domain = %check_limit.domain);
         let decision = self
             .decider
-            .check(&check_limit, budget)
+            .check_in(&loaded, &check_limit, budget)
             .instrument(span)
             .await?;
         drop(timer);

@@ -4,8 +4,6 @@
 
 use crate::decider::Decider;
 use crate::dispatch::{self, Decided, Routed};
-use crate::events;
-use crate::metrics::DecisionOutcome;
 use crate::request::{check_length, invalid};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
@@ -122,10 +120,11 @@ pub async fn should_rate_limit(
     request: &RateLimitRequest,
     budget: Option<Duration>,
 ) -> Result<RateLimitResponse, Status> {
-    let loaded = decider.policy();
+    let running = decider.running();
+    let loaded = &running.policy;
     let settings = &loaded.policy.settings;
     let overrides = validate(request, &settings.caps)?;
-    let envoy = decider.envoy().ok_or_else(|| {
+    let envoy = running.envoy.as_ref().ok_or_else(|| {
         Status::failed_precondition(
             "no rate limit configuration loaded: start with --envoy-config-dir or set envoy.config_dir",
         )
@@ -206,18 +205,7 @@ fn record(decider: &Decider, domain: &str, planned: &[Planned<'_>], decided: &[D
             Source::File(limit) => limit.name.as_deref().unwrap_or(&limit.spec.path),
             Source::Override(..) => "override",
         };
-        let outcome = decided.outcome(p.shadow);
-        metrics.decision("envoy", domain, rule, outcome);
-        if outcome == DecisionOutcome::Denied {
-            events::denied(
-                "envoy",
-                domain,
-                rule,
-                &p.key,
-                decided.outcome.remaining,
-                decided.outcome.retry_after.div_ceil(1000),
-            );
-        }
+        decided.record(metrics, ("envoy", domain, rule), &p.key, p.shadow);
     }
 }
 
@@ -385,8 +373,8 @@ fn hits(request: &RateLimitRequest, descriptor: &RateLimitDescriptor) -> u64 {
 }
 
 /// Drops every limit named under `replaces` by a limit of this request.
-fn drop_replaced(planned: &mut Vec<Planned<'_>>) {
-    let replaced: HashSet<&str> = planned
+fn drop_replaced<'c>(planned: &mut Vec<Planned<'c>>) {
+    let replaced: HashSet<&'c str> = planned
         .iter()
         .filter_map(|p| p.source.file())
         .flat_map(|limit| limit.replaces.iter().map(String::as_str))
@@ -394,11 +382,10 @@ fn drop_replaced(planned: &mut Vec<Planned<'_>>) {
     if replaced.is_empty() {
         return;
     }
-    let replaced: HashSet<String> = replaced.into_iter().map(str::to_string).collect();
     planned.retain(|p| {
         p.source
             .file()
-            .and_then(|limit| limit.name.as_ref())
+            .and_then(|limit| limit.name.as_deref())
             .is_none_or(|name| !replaced.contains(name))
     });
 }

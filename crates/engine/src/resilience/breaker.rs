@@ -147,9 +147,9 @@ impl Breaker {
 
     /// Asks to make a call now.
     pub fn admit(&self) -> Result<Permit<'_>, Rejected> {
-        let now = self.clock.now_micros();
         let mut inner = self.inner();
         if inner.state == BreakerState::Open {
+            let now = self.clock.now_micros();
             let reopen_at = inner.opened_at.saturating_add(inner.open_for);
             if now < reopen_at {
                 return Err(Rejected {
@@ -261,7 +261,10 @@ impl Permit<'_> {
     /// The call succeeded.
     pub fn succeed(mut self) {
         self.reported = true;
-        self.breaker.record(self.probe, None);
+        // Only a probe's success moves the breaker: spare the lock otherwise.
+        if self.probe {
+            self.breaker.record(true, None);
+        }
     }
 
     /// The call failed (an error or a timeout), described by `error`.

@@ -8,7 +8,7 @@ use crate::compile::failure_policy;
 use crate::document::Algorithm;
 use crate::error::{ConfigError, ConfigErrors, Errors};
 use crate::pattern::Pattern;
-use crate::policy::LimitSpec;
+use crate::policy::{FailurePolicy, LimitSpec};
 use crate::rate::{parse_duration, Rate};
 use std::collections::HashMap;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -68,6 +68,7 @@ pub fn load_envoy_files(files: &[(String, String)]) -> Result<EnvoyLoad, ConfigE
             warnings: Vec::new(),
             file: name,
             limits: &mut config.limits,
+            fails_closed: &mut config.fails_closed,
         };
         let parsed = reader.file(text);
         warnings.append(&mut reader.warnings);
@@ -102,6 +103,8 @@ struct FileReader<'a> {
     warnings: Vec<ConfigError>,
     file: &'a str,
     limits: &'a mut Vec<EnvoyLimit>,
+    /// Set when a node says `failure_policy: closed`.
+    fails_closed: &'a mut bool,
 }
 
 /// The keys with a meaning at each place.
@@ -247,6 +250,7 @@ impl FileReader<'_> {
                 self.errors
                     .check(&join(path, "failure_policy"), &text, parsed)
             });
+        *self.fails_closed |= failure_policy == Some(FailurePolicy::Closed);
         let action = self.action(&fields, path);
         let node = Node {
             children: self.descriptors(&fields, path),
@@ -325,8 +329,14 @@ impl FileReader<'_> {
                 Some(RateLimit::Unlimited) => unlimited = true,
                 Some(RateLimit::Limit(limit)) => {
                     let id = self.limits.len();
+                    // Its part of the counter key: its position on the node
+                    // and its algorithm. A reload that changes the rate keeps
+                    // the count (as the reference service does); one that
+                    // changes the algorithm starts afresh.
+                    let counter_tag = format!("{}:{:?}", ids.len(), limit.spec.algorithm);
                     self.limits.push(EnvoyLimit {
                         spec: LimitSpec { id, ..limit.spec },
+                        counter_tag,
                         ..*limit
                     });
                     ids.push(id);
@@ -433,6 +443,7 @@ impl FileReader<'_> {
             },
             name,
             replaces,
+            counter_tag: String::new(),
             requests_per_unit,
             unit: Unit::of_period(period),
         })))

@@ -14,6 +14,8 @@ pub struct EnvoyConfig {
     pub(crate) limits: Vec<EnvoyLimit>,
     /// The files it was loaded from, with their domains.
     pub(crate) files: Vec<(String, String)>,
+    /// A node sets `failure_policy: closed`.
+    pub(crate) fails_closed: bool,
 }
 
 /// The children of one node (or a domain's top level), by descriptor key.
@@ -65,6 +67,8 @@ pub struct EnvoyLimit {
     pub name: Option<String>,
     /// The names of the limits it replaces.
     pub replaces: Vec<String>,
+    /// Its part of the counter key (position on its node, algorithm).
+    pub(crate) counter_tag: String,
     /// `requests_per_unit`.
     pub requests_per_unit: u32,
     /// The unit, when the window is one (absent for `window: 5m`).
@@ -123,27 +127,9 @@ impl PartialEq for EnvoyLimit {
 impl Eq for EnvoyLimit {}
 
 impl EnvoyConfig {
-    /// Whether `domain` has a file.
-    pub fn has_domain(&self, domain: &str) -> bool {
-        self.domains.contains_key(domain)
-    }
-
     /// Whether a node sets `failure_policy: closed`.
     pub fn fails_closed(&self) -> bool {
-        fn level_fails_closed(level: &Level) -> bool {
-            level.values().any(|branch| {
-                branch
-                    .exact
-                    .values()
-                    .chain(branch.patterns.iter().map(|(_, node)| node))
-                    .chain(&branch.any)
-                    .any(|node| {
-                        node.failure_policy == Some(FailurePolicy::Closed)
-                            || level_fails_closed(&node.children)
-                    })
-            })
-        }
-        self.domains.values().any(level_fails_closed)
+        self.fails_closed
     }
 
     /// Every limit, indexed by `spec.id`.
@@ -203,11 +189,11 @@ impl EnvoyConfig {
             Action::Limits(ids) => EnvoyPlan::Limited(EnvoyMatch {
                 limits: ids
                     .iter()
-                    .enumerate()
-                    .map(|(position, &id)| {
+                    .map(|&id| {
+                        let limit = &self.limits[id];
                         let mut limit_key = key.clone();
-                        push_field(&mut limit_key, &limit_tag(position, &self.limits[id]));
-                        (&self.limits[id], limit_key)
+                        push_field(&mut limit_key, &limit.counter_tag);
+                        (limit, limit_key)
                     })
                     .collect(),
                 shadow: node.shadow,
@@ -243,12 +229,4 @@ fn counter_prefix(domain: &str) -> String {
     key.push_str("{envoy/");
     push_field(&mut key, domain);
     key
-}
-
-/// A limit's part of its counter key: its position on the node and its
-/// algorithm. A reload that changes the rate keeps the count (as the
-/// reference service does); one that changes the algorithm starts afresh
-/// rather than misreading another algorithm's state.
-fn limit_tag(position: usize, limit: &EnvoyLimit) -> String {
-    format!("{position}:{:?}", limit.spec.algorithm)
 }
