@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10s}
 redis_port=16380
 grpc_port=18282
+http_port=18292
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
@@ -28,7 +29,7 @@ rules:
     match: {descriptors: [{key: tenant}]}
     limits: [{name: per-tenant, rate: 600/m, algorithm: gcra, burst: 50}]
 YAML
-$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc_port --http-addr 127.0.0.1:0 --log warn &
+$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc_port --http-addr 127.0.0.1:$http_port --log warn &
 until $bin health --addr 127.0.0.1:$grpc_port >/dev/null 2>&1; do sleep 0.2; done
 
 echo "== 1. ratelimitd bench through Redis (64 callers, 4 connections, 10,000 keys)"
@@ -36,14 +37,17 @@ redis-cli -p $redis_port config resetstat >/dev/null
 $bin bench --addr 127.0.0.1:$grpc_port --duration "$duration" --warmup 0s \
   --concurrency 64 --connections 4 --keys 10000 --domain partners --descriptor tenant
 
-echo "== 2. Redis commands during that run"
+echo "== 2. Redis commands during that run, and the service's script reloads"
 redis-cli -p $redis_port info commandstats | grep '^cmdstat_'
+curl -s "http://127.0.0.1:$http_port/metrics" | grep '^ratelimitd_redis_noscript_reloads_total'
 
 echo "== 3. redis-benchmark: the same script, same Redis (50 clients, random keys of 10,000)"
 sha=$(redis-cli -p $redis_port script load "$(cat crates/engine/src/store/redis/lua/{prelude,fixed_window,sliding_window,sliding_log,token_bucket,gcra,decide}.lua)")
 now=$(( $(date +%s) * 1000000 ))
+# "redis": each call reads Redis's clock, so hits spread over time as in the
+# ratelimitd run (a fixed time would pile them into one instant and deny).
 redis-benchmark -p $redis_port -c 50 -n 1000000 -r 10000 -q \
-  EVALSHA "$sha" 1 "rl:{partners|key:__rand_int__}per-tenant" "$now" 5 50 60000000 100000 0 0 1 1 0 \
+  EVALSHA "$sha" 1 "rl:{partners|key:__rand_int__}per-tenant" redis 5 50 60000000 100000 0 0 1 1 0 \
   | tr '\r' '\n' | tail -n 1
 
 echo "== 4. Redis memory per key (MEMORY USAGE after one hit)"

@@ -655,7 +655,11 @@ async fn a_reload_keeps_the_last_good_config_and_every_count() {
         }
         failures
     });
-    for round in 0..10 {
+    // Reload until the calls are done (at least ten rounds), so they overlap.
+    let mut rounds = 0;
+    while rounds < 10 || !calls.is_finished() {
+        let round = rounds;
+        rounds += 1;
         reload(&server.decider, &sources).unwrap();
         std::fs::write(
             envoy_dir.join("broken.yaml"),
@@ -705,8 +709,14 @@ async fn a_reload_keeps_the_last_good_config_and_every_count() {
     assert_eq!(
         loads,
         [
-            r#"ratelimitd_config_loads_total{result="error"} 11"#,
-            r#"ratelimitd_config_loads_total{result="ok"} 11"#,
+            format!(
+                "ratelimitd_config_loads_total{{result=\"error\"}} {}",
+                rounds + 1
+            ),
+            format!(
+                "ratelimitd_config_loads_total{{result=\"ok\"}} {}",
+                rounds + 1
+            ),
         ]
     );
     let decisions: Vec<&str> = metrics

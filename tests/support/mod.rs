@@ -142,6 +142,8 @@ pub struct ServeProcess {
     pub addr: String,
     /// The HTTP port's `127.0.0.1:port`.
     pub http_addr: String,
+    /// The line announcing its addresses.
+    pub startup_line: String,
     /// Its stderr lines before the startup line.
     pub startup_log: Vec<String>,
     /// Its later stderr lines.
@@ -185,7 +187,7 @@ impl ServeProcess {
             }
         });
         let mut startup_log = Vec::new();
-        let (addr, http_addr) = loop {
+        let (addr, http_addr, startup_line) = loop {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("no startup line; before it: {startup_log:#?}"));
@@ -200,7 +202,7 @@ impl ServeProcess {
                     .map(str::to_string),
             };
             if let (Some(addr), Some(http_addr)) = (field("grpc_addr"), field("http_addr")) {
-                break (addr, http_addr);
+                break (addr, http_addr, line);
             }
             startup_log.push(line);
         };
@@ -208,6 +210,7 @@ impl ServeProcess {
             child,
             addr,
             http_addr,
+            startup_line,
             startup_log,
             log,
         }
