@@ -94,14 +94,12 @@ struct Compiler {
 }
 
 pub(crate) fn failure_policy(text: &str) -> Result<FailurePolicy, String> {
-    match text {
-        "open" => Ok(FailurePolicy::Open),
-        "closed" => Ok(FailurePolicy::Closed),
-        "local" => Ok(FailurePolicy::Local),
-        other => Err(format!(
-            "unknown failure_policy `{other}`, expected one of: open, closed, local"
-        )),
-    }
+    FailurePolicy::ALL
+        .into_iter()
+        .find(|policy| policy.as_str() == text)
+        .ok_or_else(|| {
+            format!("unknown failure_policy `{text}`, expected one of: open, closed, local")
+        })
 }
 
 impl Compiler {

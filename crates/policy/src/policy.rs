@@ -87,6 +87,20 @@ pub enum FailurePolicy {
     Local,
 }
 
+impl FailurePolicy {
+    /// Every failure policy.
+    pub const ALL: [Self; 3] = [Self::Open, Self::Closed, Self::Local];
+
+    /// The name in files: `open`, `closed` or `local`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Local => "local",
+        }
+    }
+}
+
 /// A Redis backend's circuit breaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerSpec {

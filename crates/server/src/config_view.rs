@@ -3,7 +3,7 @@
 
 use crate::config::redis_options;
 use crate::decider::Decider;
-use ratelimitd_policy::{BackendKind, FailurePolicy, LimitSpec};
+use ratelimitd_policy::{BackendKind, LimitSpec};
 use serde_json::{json, Value};
 
 /// What is in force now.
@@ -16,7 +16,7 @@ pub fn running_config(decider: &Decider) -> Value {
         json!({
             "dir": envoy.dir.display().to_string(),
             "backend": backend_name(policy.envoy.backend),
-            "failure_policy": failure_policy(policy.envoy.failure_policy),
+            "failure_policy": policy.envoy.failure_policy.as_str(),
             "response_headers": policy.envoy.response_headers.is_some(),
             "files": envoy.config.files().iter()
                 .map(|(file, domain)| json!({"file": file, "domain": domain}))
@@ -31,7 +31,7 @@ pub fn running_config(decider: &Decider) -> Value {
         "settings": {
             "shadow_mode": policy.settings.shadow_mode,
             "deny_unmatched": policy.settings.deny_unmatched,
-            "failure_policy": failure_policy(policy.settings.failure_policy),
+            "failure_policy": policy.settings.failure_policy.as_str(),
             "local_replicas": policy.settings.local_replicas,
             "trusted_proxies": policy.settings.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         },
@@ -56,7 +56,7 @@ pub fn running_config(decider: &Decider) -> Value {
             "name": rule.name,
             "shadow": rule.shadow,
             "backend": backend_name(rule.backend),
-            "failure_policy": failure_policy(rule.failure_policy),
+            "failure_policy": rule.failure_policy.as_str(),
         })).collect::<Vec<_>>(),
         "limits": policy.limits().iter().map(limit_json).collect::<Vec<_>>(),
         "envoy": envoy,
@@ -72,12 +72,4 @@ fn limit_json(spec: &LimitSpec) -> Value {
         "burst": spec.burst,
         "count_denied": spec.count_denied,
     })
-}
-
-fn failure_policy(policy: FailurePolicy) -> &'static str {
-    match policy {
-        FailurePolicy::Open => "open",
-        FailurePolicy::Closed => "closed",
-        FailurePolicy::Local => "local",
-    }
 }

@@ -52,16 +52,7 @@ struct Cli {
         value_enum,
         default_value = "text"
     )]
-    log_format: LogFormatArg,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormatArg {
-    /// Human-readable, one event per line.
-    Text,
-    /// One JSON object per line, the event's fields at the top level.
-    Json,
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -266,11 +257,7 @@ fn main() -> ExitCode {
     if let Some(meters) = &meters {
         telemetry::install_meter_provider(meters);
     }
-    let format = match cli.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
-    };
-    telemetry::init(&cli.log, format, traces.as_ref());
+    telemetry::init(&cli.log, cli.log_format, traces.as_ref());
     let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
