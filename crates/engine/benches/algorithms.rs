@@ -9,7 +9,7 @@
 //!   (fixed window per hour), on one client or spread over 1,000,000 clients.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ratelimitd_engine::{Check, Limit, MemoryStore, MemoryStoreOptions};
+use ratelimitd_engine::{Check, Limit, MemoryStore, MemoryStoreOptions, Probe};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -90,6 +90,7 @@ fn hot_key(c: &mut Criterion) {
             limit: &limit,
             cost: 1,
             enforced: true,
+            probe: Probe::NextHit,
         }];
         let mut now = START;
         // The measured path is the admitting one.
@@ -128,6 +129,7 @@ fn spread_keys(c: &mut Criterion) {
                 limit: &limit,
                 cost: 1,
                 enforced: true,
+                probe: Probe::NextHit,
             }];
             assert!(store.decide_at(&check, now).allowed, "{name}");
         }
@@ -141,6 +143,7 @@ fn spread_keys(c: &mut Criterion) {
                     limit: &limit,
                     cost: 1,
                     enforced: true,
+                    probe: Probe::NextHit,
                 }];
                 next = if next + 1 == KEYS { 0 } else { next + 1 };
                 black_box(store.decide_at(black_box(&check), now))
@@ -151,6 +154,7 @@ fn spread_keys(c: &mut Criterion) {
             limit: &limit,
             cost: 1,
             enforced: true,
+            probe: Probe::NextHit,
         }];
         assert!(
             store.decide_at(&check, now + 1).allowed,
@@ -176,12 +180,14 @@ fn two_limits(c: &mut Criterion) {
                 limit: &burst,
                 cost: 1,
                 enforced: true,
+                probe: Probe::NextHit,
             },
             Check {
                 key: "tenant:1:user:42:hour",
                 limit: &sustained,
                 cost: 1,
                 enforced: true,
+                probe: Probe::NextHit,
             },
         ];
         let mut now = START;
@@ -209,12 +215,14 @@ fn two_limits(c: &mut Criterion) {
                     limit: &burst,
                     cost: 1,
                     enforced: true,
+                    probe: Probe::NextHit,
                 },
                 Check {
                     key: &hour_keys[i],
                     limit: &sustained,
                     cost: 1,
                     enforced: true,
+                    probe: Probe::NextHit,
                 },
             ]
         };

@@ -10,7 +10,7 @@
 //! cargo run --release -p ratelimitd-engine --example memory_per_key
 //! ```
 
-use ratelimitd_engine::{Check, Limit, MemoryStore, MemoryStoreOptions};
+use ratelimitd_engine::{Check, Limit, MemoryStore, MemoryStoreOptions, Probe};
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
@@ -67,6 +67,7 @@ fn measure(algorithm: &str) {
             limit: &limit,
             cost: 1,
             enforced: true,
+            probe: Probe::NextHit,
         }];
         assert!(store.decide_at(&check, now).allowed);
     }

@@ -17,6 +17,34 @@ pub struct Check<'a> {
     pub cost: u64,
     /// `false` for shadow mode: counted and reported, never denies.
     pub enforced: bool,
+    /// What the check asks when `cost` is 0.
+    pub probe: Probe,
+}
+
+/// What a check of cost 0 asks. It never consumes; the two APIs that probe
+/// mean different things by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Probe {
+    /// Would one more hit be admitted? Over the limit once nothing remains:
+    /// CheckLimit's `cost: 0` and `Admin/Inspect`.
+    #[default]
+    NextHit,
+    /// Is the counter past its limit? Over the limit only when more hits
+    /// than the limit were counted (denied hits counted by `count_denied`):
+    /// envoyproxy/ratelimit's `hits_addend: 0`, which compares the count
+    /// after adding the hits with the limit, so a counter exactly at its
+    /// limit is OK with nothing remaining.
+    Count,
+}
+
+impl Check<'_> {
+    /// Hits that must fit for this check to be admitted.
+    pub(crate) fn needed(&self) -> u64 {
+        match self.probe {
+            Probe::NextHit => self.cost.max(1),
+            Probe::Count => self.cost,
+        }
+    }
 }
 
 /// How one limit stands after the decision. Times are in microseconds.
@@ -83,9 +111,13 @@ pub(crate) fn decide_locked(entries: &mut [Locked<'_, '_>], now: u64) -> (bool, 
     let mut outcomes: Vec<Outcome> = entries
         .iter_mut()
         .map(|entry| {
-            let available = entry.check.limit.algorithm().refresh(entry.state, now);
+            let algorithm = entry.check.limit.algorithm();
+            let available = algorithm.refresh(entry.state, now);
+            let needed = entry.check.needed();
             Outcome {
-                over_limit: entry.refused || entry.check.cost.max(1) > available,
+                over_limit: entry.refused
+                    || needed > available
+                    || (needed == 0 && algorithm.overdrawn(entry.state, now)),
                 ..Outcome::default()
             }
         })

@@ -24,7 +24,7 @@ mod resilience;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decision::{Check, Decision, Outcome};
+pub use decision::{Check, Decision, Outcome, Probe};
 pub use engine::Engine;
 pub use limit::{AlgorithmKind, InvalidLimit, Limit, EXACT_LIMIT};
 pub use resilience::{

@@ -3,7 +3,7 @@
 //! (lib.rs table and the algorithm's module doc).
 
 use proptest::prelude::*;
-use ratelimitd_engine::{Check, Decision, Limit, MemoryStore, MemoryStoreOptions};
+use ratelimitd_engine::{Check, Decision, Limit, MemoryStore, MemoryStoreOptions, Probe};
 use std::time::Duration;
 
 const SECOND: u64 = 1_000_000;
@@ -100,6 +100,7 @@ fn decide_one(store: &MemoryStore, key: &str, limit: &Limit, cost: u64, now: u64
         limit,
         cost,
         enforced: true,
+        probe: Probe::NextHit,
     }];
     let decision = store.decide_at(&checks, now);
     assert_eq!(decision.outcomes.len(), 1);

@@ -3,8 +3,8 @@
 //! admission under concurrency.
 
 use ratelimitd_engine::{
-    Check, Decision, Limit, MemoryStore, MemoryStoreOptions, MemoryStoreStats, Outcome, Store,
-    WhenFull,
+    Check, Decision, Limit, MemoryStore, MemoryStoreOptions, MemoryStoreStats, Outcome, Probe,
+    Store, WhenFull,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +37,7 @@ fn enforced<'a>(key: &'a str, limit: &'a Limit, cost: u64) -> Check<'a> {
         limit,
         cost,
         enforced: true,
+        probe: Probe::NextHit,
     }
 }
 
@@ -46,6 +47,7 @@ fn shadow<'a>(key: &'a str, limit: &'a Limit, cost: u64) -> Check<'a> {
         limit,
         cost,
         enforced: false,
+        probe: Probe::NextHit,
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use common::{decide, RUNTIME, SECOND};
 use proptest::prelude::*;
 use ratelimitd_engine::{
-    Check, Limit, MemoryStore, MemoryStoreOptions, RedisOptions, RedisStore, RedisTopology,
+    Check, Limit, MemoryStore, MemoryStoreOptions, Probe, RedisOptions, RedisStore, RedisTopology,
     TimeSource,
 };
 use ratelimitd_testkit::{require_redis, RedisServer};
@@ -65,6 +65,7 @@ struct Step {
     limits: Vec<usize>,
     cost: u64,
     shadow_last: bool,
+    probe: Probe,
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
@@ -82,13 +83,15 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
             prop::collection::vec(0..count, 1..4),
             0u64..=3,
             any::<bool>(),
+            prop_oneof![Just(Probe::NextHit), Just(Probe::Count)],
         )
-            .prop_map(|(gap, client, limits, cost, shadow_last)| Step {
+            .prop_map(|(gap, client, limits, cost, shadow_last, probe)| Step {
                 gap,
                 client,
                 limits,
                 cost,
                 shadow_last,
+                probe,
             }),
         1..60,
     )
@@ -104,7 +107,8 @@ proptest! {
 
     /// The same requests at the same times get identical decisions (allowed,
     /// remaining, reset, retry-after) from both stores, for every algorithm,
-    /// alone and together, with shadow checks and duplicate keys.
+    /// alone and together, with shadow checks, duplicate keys and both kinds
+    /// of cost-0 probes.
     #[test]
     fn redis_decides_exactly_as_the_in_process_store(steps in steps()) {
         if !require_redis() {
@@ -132,6 +136,7 @@ proptest! {
                     limit: &limits[l],
                     cost: step.cost,
                     enforced: !(step.shadow_last && i + 1 == keys.len() && keys.len() > 1),
+                    probe: step.probe,
                 })
                 .collect();
             let expected = memory.decide_at(&checks, now);
@@ -154,6 +159,7 @@ fn a_flushed_script_cache_is_reloaded_without_a_failed_decision() {
         limit: &limit,
         cost: 1,
         enforced: true,
+        probe: Probe::NextHit,
     }];
     assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 2);
     assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
@@ -179,6 +185,7 @@ fn every_key_has_a_ttl_reaching_its_expiry() {
             limit,
             cost: 1,
             enforced: true,
+            probe: Probe::NextHit,
         }];
         decide(&store, &check, now);
         let ttl: i64 = server
@@ -201,6 +208,7 @@ fn every_key_has_a_ttl_reaching_its_expiry() {
             limit: &minute,
             cost: 1,
             enforced: true,
+            probe: Probe::NextHit,
         }],
         aligned + 15 * SECOND,
     );
@@ -226,6 +234,7 @@ fn one_evalsha_per_request_however_many_limits() {
             limit,
             cost: 1,
             enforced: true,
+            probe: Probe::NextHit,
         })
         .collect();
     server.cli(&["CONFIG", "RESETSTAT"]);
@@ -277,6 +286,7 @@ fn redis_time_decides_with_the_servers_clock() {
         limit: &limit,
         cost: 1,
         enforced: true,
+        probe: Probe::NextHit,
     }];
     // The engine's `now` is ignored: a time far in the past changes nothing.
     assert!(decide(&store, &check, 0).allowed);
@@ -380,6 +390,7 @@ fn tls_with_a_ca_file_and_a_client_certificate() {
         limit: &limit,
         cost: 1,
         enforced: true,
+        probe: Probe::NextHit,
     }];
     assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 2);
     assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 1);

@@ -6,7 +6,9 @@
 mod common;
 
 use common::{check, connect, decide, options, RUNTIME, SECOND};
-use ratelimitd_engine::{Check, Decision, Limit, RedisOptions, RedisStore, RedisTopology, Store};
+use ratelimitd_engine::{
+    Check, Decision, Limit, Probe, RedisOptions, RedisStore, RedisTopology, Store,
+};
 use ratelimitd_testkit::{require_redis, RedisCluster, RedisSentinelSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -385,6 +387,7 @@ fn sentinel_store_follows_a_failover_to_the_new_master() {
         limit: &probe_limit,
         cost: 0,
         enforced: true,
+        probe: Probe::NextHit,
     }];
     let failover_done = Instant::now();
     let deadline = failover_done + Duration::from_secs(15);

@@ -46,6 +46,10 @@ impl TypedAlgorithm for FixedWindow {
         self.limit.saturating_sub(u64::from(state.count))
     }
 
+    fn overdrawn(&self, state: &WindowState, _now: u64) -> bool {
+        u64::from(state.count) > self.limit
+    }
+
     fn consume(&self, state: &mut WindowState, _now: u64, cost: u64) {
         state.count = saturating_u32(u64::from(state.count) + cost);
     }
@@ -139,5 +143,19 @@ mod tests {
         assert_eq!(denied.remaining, 0, "the denied 3 hits were counted");
         h.advance(60 * SECOND);
         assert_eq!(h.hit(1).remaining, 4, "the next window starts clean");
+    }
+
+    #[test]
+    fn a_count_probe_is_over_only_past_the_limit() {
+        let mut h = Harness::new(limit().counting_denied().unwrap(), 0);
+        assert!(h.hit(5).allowed);
+        let at_limit = h.count_probe();
+        assert!(at_limit.allowed, "5 counted of 5: not over");
+        assert_eq!(at_limit.remaining, 0);
+        assert!(!h.hit(0).allowed, "but one more hit would not fit");
+        assert!(!h.hit(1).allowed, "a denied hit, counted: 6 of 5");
+        let past = h.count_probe();
+        assert!(!past.allowed, "6 counted of 5: over");
+        assert_eq!(past.remaining, 0);
     }
 }

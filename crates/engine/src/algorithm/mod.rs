@@ -49,6 +49,9 @@ pub(crate) trait Algorithm: Send + Sync {
     /// drops expired entries, refills). A state of another algorithm (the
     /// limit was reconfigured) starts afresh. Returns the hits that fit now.
     fn refresh(&self, state: &mut State, now: u64) -> u64;
+    /// Whether a refreshed `state` counts more hits than the limit (only
+    /// counters that count denied hits get there).
+    fn overdrawn(&self, state: &State, now: u64) -> bool;
     /// Records `cost` hits at `now` on a refreshed state.
     fn consume(&self, state: &mut State, now: u64, cost: u64);
     /// Remaining hits, time to full replenishment, and time until `cost` hits
@@ -94,6 +97,11 @@ pub(crate) trait TypedAlgorithm: Send + Sync {
     fn fresh(&self, now: u64) -> Self::State;
     fn refresh(&self, state: &mut Self::State, now: u64);
     fn available(&self, state: &Self::State, now: u64) -> u64;
+    /// More hits counted than the limit; only window counters that count
+    /// denied hits can be.
+    fn overdrawn(&self, _state: &Self::State, _now: u64) -> bool {
+        false
+    }
     fn consume(&self, state: &mut Self::State, now: u64, cost: u64);
     fn reset_after(&self, state: &Self::State, now: u64) -> u64;
     /// Time until `cost` hits fit; called only with `cost <= capacity`.
@@ -117,6 +125,10 @@ impl<A: TypedAlgorithm> Algorithm for A {
         let typed = A::unwrap_mut(state).expect("state was just made this algorithm's");
         TypedAlgorithm::refresh(self, typed, now);
         self.available(typed, now)
+    }
+
+    fn overdrawn(&self, state: &State, now: u64) -> bool {
+        A::unwrap(state).is_some_and(|typed| TypedAlgorithm::overdrawn(self, typed, now))
     }
 
     fn consume(&self, state: &mut State, now: u64, cost: u64) {

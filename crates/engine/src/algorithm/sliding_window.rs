@@ -54,6 +54,11 @@ impl SlidingWindow {
         mul_div_ceil(u64::from(state.previous), period - elapsed, period)
     }
 
+    /// The estimated hits in the sliding period ending at `now`.
+    fn used(&self, state: &SlidingState, now: u64) -> u64 {
+        self.weighted_previous(state, now) + u64::from(state.current)
+    }
+
     /// Offset (µs) into a window at which a previous count of `previous`
     /// weighs at most `allowance`.
     fn offset_where_weight_fits(&self, previous: u64, allowance: u64) -> u64 {
@@ -97,8 +102,11 @@ impl TypedAlgorithm for SlidingWindow {
     }
 
     fn available(&self, state: &SlidingState, now: u64) -> u64 {
-        let used = self.weighted_previous(state, now) + u64::from(state.current);
-        self.limit.saturating_sub(used)
+        self.limit.saturating_sub(self.used(state, now))
+    }
+
+    fn overdrawn(&self, state: &SlidingState, now: u64) -> bool {
+        self.used(state, now) > self.limit
     }
 
     fn consume(&self, state: &mut SlidingState, _now: u64, cost: u64) {
@@ -209,6 +217,19 @@ mod tests {
         assert!(!denied.allowed);
         assert_eq!(denied.remaining, 3);
         assert!(h.hit(3).allowed);
+    }
+
+    #[test]
+    fn a_count_probe_is_over_only_past_the_limit() {
+        let mut h = Harness::new(limit().counting_denied().unwrap(), 0);
+        assert!(h.hit(10).allowed);
+        assert!(h.count_probe().allowed, "10 of 10: not over");
+        assert!(!h.hit(1).allowed);
+        assert!(!h.count_probe().allowed, "11 counted of 10: over");
+        // 30 s into the next window the previous 11 weigh ceil(5.5) = 6.
+        h.advance(90 * SECOND);
+        assert!(h.count_probe().allowed);
+        assert_eq!(h.count_probe().remaining, 4);
     }
 
     #[test]

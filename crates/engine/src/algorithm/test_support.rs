@@ -2,7 +2,7 @@
 //! one state, with time moved by hand.
 
 use super::State;
-use crate::decision::{decide_locked, Check, Locked};
+use crate::decision::{decide_locked, Check, Locked, Probe};
 use crate::Limit;
 
 pub(crate) const SECOND: u64 = 1_000_000;
@@ -35,12 +35,23 @@ impl Harness {
         self.now += micros;
     }
 
+    /// A request of `cost` hits (0: would one more hit fit?).
     pub fn hit(&mut self, cost: u64) -> Hit {
+        self.decide(cost, Probe::NextHit)
+    }
+
+    /// envoyproxy/ratelimit's `hits_addend: 0`: is the count past the limit?
+    pub fn count_probe(&mut self) -> Hit {
+        self.decide(0, Probe::Count)
+    }
+
+    fn decide(&mut self, cost: u64, probe: Probe) -> Hit {
         let check = Check {
             key: "k",
             limit: &self.limit,
             cost,
             enforced: true,
+            probe,
         };
         let mut entries = [Locked {
             check: &check,

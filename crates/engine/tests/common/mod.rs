@@ -3,7 +3,7 @@
 #![allow(dead_code)] // Each test binary uses part of it.
 
 use ratelimitd_engine::{
-    Check, Decision, Limit, RedisOptions, RedisStore, RedisTopology, Store, StoreError,
+    Check, Decision, Limit, Probe, RedisOptions, RedisStore, RedisTopology, Store, StoreError,
 };
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -56,5 +56,6 @@ pub fn check<'a>(key: &'a str, limit: &'a Limit) -> Check<'a> {
         limit,
         cost: 1,
         enforced: true,
+        probe: Probe::NextHit,
     }
 }

@@ -321,7 +321,7 @@ impl RedisStore {
         checks: &[Check<'_>],
         now: u64,
     ) -> Result<(bool, Vec<Outcome>), StoreError> {
-        let mut args = Vec::with_capacity(1 + 9 * members.len());
+        let mut args = Vec::with_capacity(1 + 10 * members.len());
         args.push(match self.options.time_source {
             TimeSource::Engine => now.to_string(),
             TimeSource::Redis => "redis".to_string(),
@@ -330,6 +330,7 @@ impl RedisStore {
             let check = &checks[firsts[member].1];
             args.extend(check.limit.script_parameters().iter().map(u64::to_string));
             args.push(check.cost.to_string());
+            args.push(check.needed().to_string());
             args.push(u8::from(check.enforced).to_string());
             args.push(u8::from(check.limit.counts_denied()).to_string());
         }

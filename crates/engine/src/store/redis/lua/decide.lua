@@ -2,8 +2,9 @@
 --
 -- KEYS: one counter per check (distinct).
 -- ARGV[1]: now in µs since the epoch, or "redis" for Redis's own TIME.
--- ARGV[2 + 9(i-1) ...]: check i as algorithm, capacity, period, a, b, c,
---   cost, enforced (1/0), count_denied (1/0).
+-- ARGV[2 + 10(i-1) ...]: check i as algorithm, capacity, period, a, b, c,
+--   cost, needed (hits that must fit: decision.rs's Check::needed),
+--   enforced (1/0), count_denied (1/0).
 -- State: a string of space-separated integers, prefixed by the algorithm, so
 -- a limit moved to another algorithm starts afresh (as in the in-process
 -- store). Every key is written
@@ -21,7 +22,7 @@ end
 
 local checks = {}
 for i = 1, #KEYS do
-  local at = 2 + (i - 1) * 9
+  local at = 2 + (i - 1) * 10
   local check = {
     algorithm = tonumber(ARGV[at]),
     capacity = tonumber(ARGV[at + 1]),
@@ -30,8 +31,9 @@ for i = 1, #KEYS do
     b = tonumber(ARGV[at + 4]),
     c = tonumber(ARGV[at + 5]),
     cost = tonumber(ARGV[at + 6]),
-    enforced = ARGV[at + 7] == "1",
-    count_denied = ARGV[at + 8] == "1",
+    needed = tonumber(ARGV[at + 7]),
+    enforced = ARGV[at + 8] == "1",
+    count_denied = ARGV[at + 9] == "1",
   }
   check.signature = ARGV[at]
   check.run = algorithms[check.algorithm]
@@ -63,7 +65,9 @@ for i, check in ipairs(checks) do
   local state = decode(check, redis.call("GET", KEYS[i]))
   check.run.refresh(check, state, now)
   states[i] = state
-  over[i] = max(check.cost, 1) > check.run.available(check, state, now)
+  local needed = check.needed
+  over[i] = needed > check.run.available(check, state, now)
+    or (needed == 0 and check.run.overdrawn ~= nil and check.run.overdrawn(check, state, now))
   if over[i] and check.enforced then allowed = 0 end
 end
 

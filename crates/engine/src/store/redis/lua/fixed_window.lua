@@ -7,6 +7,7 @@ algorithms[1] = {
     if start > s[1] then s[1] = start; s[2] = 0 end
   end,
   available = function(p, s, now) return max(p.capacity - s[2], 0) end,
+  overdrawn = function(p, s, now) return s[2] > p.capacity end,
   consume = function(p, s, now, cost) s[2] = min(s[2] + cost, U32_MAX) end,
   reset_after = function(p, s, now)
     if s[2] == 0 then return 0 end

@@ -26,6 +26,9 @@ algorithms[2] = {
   available = function(p, s, now)
     return max(p.capacity - (weighted_previous(p, s, now) + s[3]), 0)
   end,
+  overdrawn = function(p, s, now)
+    return weighted_previous(p, s, now) + s[3] > p.capacity
+  end,
   consume = function(p, s, now, cost) s[3] = min(s[3] + cost, p.a) end,
   reset_after = function(p, s, now)
     local window_end = s[1] + p.period
