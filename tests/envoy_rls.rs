@@ -151,7 +151,15 @@ async fn decide(
     domain: &str,
     descriptors: Vec<RateLimitDescriptor>,
 ) -> (String, Vec<String>) {
-    let response = call(client, request(domain, descriptors)).await;
+    decide_request(client, request(domain, descriptors)).await
+}
+
+/// `(overall code, statuses)` of `request`.
+async fn decide_request(
+    client: &mut RateLimitServiceClient<Channel>,
+    request: RateLimitRequest,
+) -> (String, Vec<String>) {
+    let response = call(client, request).await;
     (
         Code::try_from(response.overall_code)
             .unwrap()
@@ -325,6 +333,38 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
     );
 }
 
+/// A descriptor with hits 0 at exactly the limit is OK with nothing left (the
+/// reference compares the count after adding the hits: 5 > 5 is false); the
+/// next consuming call is over, and then so is the check.
+async fn a_check_at_exactly_the_limit(server: &TestServer) {
+    let mut client = client(server).await;
+    let mut five = request("web", vec![descriptor(&[("hits", "edge")])]);
+    five.hits_addend = 5;
+    let (_, statuses) = decide_request(&mut client, five).await;
+    assert_eq!(statuses, ["OK 5/MINUTE remaining=0 reset=60s"]);
+    let mut check_only = descriptor(&[("hits", "edge")]);
+    check_only.hits_addend = Some(UInt64Value { value: 0 });
+    for _ in 0..2 {
+        let (overall, statuses) = decide(&mut client, "web", vec![check_only.clone()]).await;
+        assert_eq!(
+            (overall.as_str(), statuses),
+            ("OK", vec!["OK 5/MINUTE remaining=0 reset=60s".to_string()])
+        );
+    }
+    let (overall, statuses) =
+        decide(&mut client, "web", vec![descriptor(&[("hits", "edge")])]).await;
+    assert_eq!(
+        (overall.as_str(), statuses),
+        (
+            "OVER_LIMIT",
+            vec!["OVER_LIMIT 5/MINUTE remaining=0 reset=60s".to_string()]
+        )
+    );
+    // That denied hit counted (6 of 5): now the check is over too.
+    let (overall, _) = decide(&mut client, "web", vec![check_only]).await;
+    assert_eq!(overall, "OVER_LIMIT");
+}
+
 async fn unlimited_zero_and_overrides(server: &TestServer) {
     let mut client = client(server).await;
     for _ in 0..3 {
@@ -461,6 +501,7 @@ on_both_engines!(
     matching_precedence,
     per_value_counters_and_share_threshold,
     hits_addend_and_duration_until_reset,
+    a_check_at_exactly_the_limit,
     unlimited_zero_and_overrides,
     replaces_shadow_and_quota,
 );
@@ -832,6 +873,33 @@ fn config_validate_envoy_checks_a_directory_like_ratelimit_config_check() {
              {}: 2 error(s)\n",
             bad.path().display()
         )
+    );
+
+    // Our extension key where it means nothing: an error naming it.
+    let misplaced = tempfile::tempdir().unwrap();
+    support::write_file(&misplaced, "m.yaml", "domain: m\ndescriptors: [{key: k, burst: 20, rate_limit: {unit: minute, requests_per_unit: 1}}]");
+    let output = run(misplaced.path());
+    assert_eq!(output.status.code(), Some(1));
+    let m = misplaced.path().join("m.yaml").display().to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{m}: descriptors[0].burst: `burst` has no effect here: it belongs in a `rate_limit` or an entry of `limits` (value: \"20\")\n\
+             {}: 1 error(s)\n",
+            misplaced.path().display()
+        )
+    );
+
+    // A reference key in an odd place: valid, with a warning (as the
+    // reference accepts it).
+    let odd = tempfile::tempdir().unwrap();
+    support::write_file(&odd, "o.yaml", "domain: o\ndescriptors: [{key: k, unit: minute, rate_limit: {unit: minute, requests_per_unit: 1}}]");
+    let output = run(odd.path());
+    assert_eq!(output.status.code(), Some(0));
+    let o = odd.path().join("o.yaml").display().to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("warning: {o}: descriptors[0].unit: this key has no effect here; ignored\n")
     );
 }
 

@@ -143,6 +143,43 @@ async fn allows_with_headers_and_denies_with_429_through_trusted_proxies() {
     server.stop().await;
 }
 
+/// A dual-stack proxy reports IPv4 addresses as `::ffff:a.b.c.d`: the
+/// proxy is still trusted and the client behind it is the IPv4 address.
+#[tokio::test]
+async fn ipv4_mapped_proxies_and_forwarded_clients_resolve_to_ipv4() {
+    let server = TestServer::start(POLICY).await;
+    let mut client = AuthorizationClient::new(server.channel().await);
+    let mapped = |xff: &str| {
+        envoy_check(
+            "::ffff:10.0.0.1",
+            "/login",
+            &[("x-forwarded-for", xff)],
+            &[("domain", "web")],
+        )
+    };
+    let plain = envoy_check(
+        "10.0.0.2",
+        "/login",
+        &[("x-forwarded-for", "203.0.113.9")],
+        &[("domain", "web")],
+    );
+    let (_, status, headers, _) =
+        answer(&authorize(&mut client, mapped("::ffff:203.0.113.9")).await);
+    assert_eq!(
+        (status, headers["X-RateLimit-Remaining"].as_str()),
+        (200, "1")
+    );
+    // The same client, written plainly through another proxy: one counter.
+    let (_, status, headers, _) = answer(&authorize(&mut client, plain).await);
+    assert_eq!(
+        (status, headers["X-RateLimit-Remaining"].as_str()),
+        (200, "0")
+    );
+    let (_, status, ..) = answer(&authorize(&mut client, mapped("203.0.113.9")).await);
+    assert_eq!(status, 429);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn context_extensions_are_descriptors_and_big_headers_do_not_fail() {
     let server = TestServer::start(POLICY).await;

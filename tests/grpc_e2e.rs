@@ -181,6 +181,49 @@ async fn shadow_rules_report_but_never_deny() {
     server.stop().await;
 }
 
+/// What Node.js and dual-stack sockets report for IPv4 clients: each is
+/// counted as its own IPv4 address, and matches IPv4 networks.
+#[tokio::test]
+async fn ipv4_mapped_clients_are_counted_and_matched_as_ipv4() {
+    let server = TestServer::start(
+        r#"
+rules:
+  - {name: per-ip, domain: web, match: {path: /login}, key: [ip], rate: 5/m}
+  - {name: office, domain: web, match: {path: /admin, client_ip: [10.0.0.0/8]}, rate: 1/m}
+"#,
+    )
+    .await;
+    let mut client = server.client().await;
+    let login = |ip: String| CheckLimitRequest {
+        path: "/login".into(),
+        client_ip: ip,
+        ..request("web", &[])
+    };
+    for last in 1..=6 {
+        let response = check(&mut client, &login(format!("::ffff:198.51.100.{last}"))).await;
+        assert!(response.allowed, "client {last} has its own counter");
+        assert_eq!(response.statuses[0].remaining, 4);
+    }
+    // The mapped and plain forms are one client.
+    let plain = check(&mut client, &login("198.51.100.6".into())).await;
+    assert_eq!(plain.statuses[0].remaining, 3);
+    let admin = CheckLimitRequest {
+        path: "/admin".into(),
+        client_ip: "::ffff:10.1.2.3".into(),
+        ..request("web", &[])
+    };
+    let response = check(&mut client, &admin).await;
+    assert_eq!(
+        response
+            .statuses
+            .iter()
+            .map(|s| s.rule.as_str())
+            .collect::<Vec<_>>(),
+        ["office"]
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn rate_zero_blocks_and_unmatched_requests_follow_the_setting() {
     let server = TestServer::start(POLICY).await;

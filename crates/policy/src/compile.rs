@@ -997,9 +997,20 @@ struct LimitSource<'d> {
     unlimited: bool,
 }
 
-/// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address.
+/// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address. IPv4-mapped
+/// IPv6 networks (`::ffff:10.0.0.0/104`) become the IPv4 networks they
+/// map, as client addresses are compared in their canonical form.
 fn parse_network(text: &str) -> Result<IpNet, String> {
-    text.parse::<IpNet>()
+    let network = text
+        .parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| "not an IP address or CIDR network".to_string())
+        .map_err(|_| "not an IP address or CIDR network".to_string())?;
+    Ok(match network {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96)
+                .expect("a prefix of at most 32 bits"),
+            None => network,
+        },
+        _ => network,
+    })
 }

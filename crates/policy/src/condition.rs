@@ -58,6 +58,7 @@ impl Condition {
             && (self.client_ip.is_empty()
                 || request
                     .client_ip()
+                    .map(|ip| ip.to_canonical())
                     .is_some_and(|ip| self.client_ip.iter().any(|net| net.contains(&ip))))
             && listed(&self.users, request.user())
             && listed(&self.api_keys, request.api_key())

@@ -81,7 +81,9 @@ impl KeySource {
 
     fn value<'r>(&self, request: &'r impl Attributes, masks: IpMasks) -> Option<Cow<'r, str>> {
         match self {
-            Self::Ip => request.client_ip().map(|ip| Cow::Owned(mask(ip, masks))),
+            Self::Ip => request
+                .client_ip()
+                .map(|ip| Cow::Owned(mask(ip.to_canonical(), masks))),
             Self::User => request.user().map(Cow::Borrowed),
             Self::ApiKey => request.api_key().map(Cow::Borrowed),
             Self::Header(name) => request.header(name).map(Cow::Borrowed),
@@ -165,6 +167,19 @@ mod tests {
         let key =
             counter_key("r", "l", "", &[part("ip")], &v4, IpMasks { v4: 24, v6: 64 }).unwrap();
         assert!(key.contains(":10.1.2.0/24}"), "{key}");
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_the_ipv4_client() {
+        let key = |ip: &str| {
+            let request = RequestAttributes {
+                client_ip: Some(ip.parse().unwrap()),
+                ..RequestAttributes::new("d")
+            };
+            counter_key("r", "l", "", &[part("ip")], &request, MASKS).unwrap()
+        };
+        assert_eq!(key("::ffff:198.51.100.7"), key("198.51.100.7"));
+        assert_ne!(key("::ffff:198.51.100.7"), key("::ffff:198.51.100.8"));
     }
 
     #[test]

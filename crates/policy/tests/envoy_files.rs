@@ -388,6 +388,22 @@ fn known_keys_out_of_place_are_warnings_as_the_reference_ignores_them() {
 }
 
 #[test]
+fn our_extension_keys_out_of_place_are_errors_naming_where_they_belong() {
+    let text = errors(&[(
+        "x.yaml",
+        "domain: x\nalgorithm: gcra\ndescriptors:\n  - key: a\n    burst: 20\n    rate_limit: {unit: second, requests_per_unit: 5, value_regex: \"a.*\"}",
+    )]);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "x.yaml: algorithm: `algorithm` has no effect here: it belongs in a `rate_limit` or an entry of `limits` (value: \"gcra\")",
+            "x.yaml: descriptors[0].burst: `burst` has no effect here: it belongs in a `rate_limit` or an entry of `limits` (value: \"20\")",
+            "x.yaml: descriptors[0].rate_limit.value_regex: `value_regex` has no effect here: it belongs on a descriptor (value: \"a.*\")",
+        ]
+    );
+}
+
+#[test]
 fn values_may_be_numbers_and_zero_blocks() {
     let config = load(
         "domain: n\ndescriptors: [{key: code, value: 404, rate_limit: {unit: second, requests_per_unit: 0}}]",

@@ -265,7 +265,7 @@ fn skip_lists_and_skip_if() {
         r#"
 skip:
   - {path_prefix: /health}
-  - {client_ip: [10.0.0.0/8, "2001:db8::/32"]}
+  - {client_ip: [10.0.0.0/8, "2001:db8::/32", "::ffff:172.16.0.0/108"]}
 rules:
   - name: api
     key: [ip]
@@ -281,7 +281,16 @@ rules:
     assert_eq!(p.plan(&request("/health/live", "192.0.2.1")), Plan::Skipped);
     assert_eq!(p.plan(&request("/x", "10.9.9.9")), Plan::Skipped);
     assert_eq!(p.plan(&request("/x", "2001:db8::5")), Plan::Skipped);
+    // An IPv4-mapped address is the IPv4 client it maps.
+    assert_eq!(p.plan(&request("/x", "::ffff:10.1.2.3")), Plan::Skipped);
+    // A mapped network written in the file is the IPv4 network it maps.
+    assert_eq!(p.plan(&request("/x", "172.16.5.5")), Plan::Skipped);
+    assert_eq!(rules_applied(&p, &request("/x", "172.32.0.1")), ["api"]);
     assert_eq!(rules_applied(&p, &request("/x", "192.0.2.1")), ["api"]);
+    assert_eq!(
+        rules_applied(&p, &request("/x", "::ffff:192.0.2.1")),
+        ["api"]
+    );
     assert_eq!(
         applied(&p, &request("/x", "192.0.2.1").header("X-Staff", "true")),
         []

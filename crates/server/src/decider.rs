@@ -8,7 +8,7 @@ use crate::headers::rate_limit_headers;
 use crate::request::ValidRequest;
 use crate::Backends;
 use arc_swap::ArcSwap;
-use ratelimitd_engine::Check;
+use ratelimitd_engine::{Check, Probe};
 use ratelimitd_policy::{Algorithm as PolicyAlgorithm, Plan, PlannedCheck};
 use ratelimitd_proto::v1::{
     check_limit_response::Code,
@@ -166,6 +166,7 @@ impl Decider {
                     limit: &loaded.limits[planned.limit.id],
                     cost: valid.cost,
                     enforced: !planned.shadow,
+                    probe: Probe::NextHit,
                 },
                 backend: planned.backend,
                 failure_policy: planned.failure_policy,

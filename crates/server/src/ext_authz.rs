@@ -33,20 +33,22 @@ use tracing::Instrument;
 
 /// The client's address: `source`, unless it is a trusted proxy, in which
 /// case the right-most `x-forwarded-for` entry that is not a trusted proxy
-/// (the left-most only when every hop is trusted).
+/// (the left-most only when every hop is trusted). IPv4-mapped IPv6
+/// addresses (`::ffff:198.51.100.7`, what dual-stack sockets report) are
+/// taken as the IPv4 addresses they are.
 pub fn client_ip(
     source: Option<IpAddr>,
     forwarded_for: Option<&str>,
     trusted: &[IpNet],
 ) -> Option<IpAddr> {
-    let mut client = source?;
+    let mut client = source?.to_canonical();
     let hops = forwarded_for.unwrap_or_default().rsplit(',').map(str::trim);
     for hop in hops {
         if !trusted.iter().any(|network| network.contains(&client)) {
             break;
         }
         match hop.parse::<IpAddr>() {
-            Ok(address) => client = address,
+            Ok(address) => client = address.to_canonical(),
             Err(_) => break,
         }
     }
@@ -229,5 +231,18 @@ mod tests {
             ip("10.9.9.9")
         );
         assert_eq!(client_ip(None, Some("1.1.1.1"), &trusted), None);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4_clients_and_proxies() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), Some("::ffff:203.0.113.7"), &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:198.51.100.9"), None, &trusted),
+            ip("198.51.100.9")
+        );
     }
 }

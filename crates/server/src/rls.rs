@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitService;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
-use ratelimitd_engine::{AlgorithmKind, Check, Limit};
+use ratelimitd_engine::{AlgorithmKind, Check, Limit, Probe};
 use ratelimitd_policy::{
     EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyPlan, EnvoySettings, FailurePolicy, RequestCaps,
     ResponseHeaderNames, Unit,
@@ -167,6 +167,9 @@ pub async fn should_rate_limit(
                     // Shadow and quota-mode limits never stop the others
                     // from counting; their verdict is applied below.
                     enforced: !p.shadow && !p.quota_mode,
+                    // A descriptor with hits 0 asks what the reference asks:
+                    // is the count (after adding nothing) over the limit?
+                    probe: Probe::Count,
                 },
                 backend: envoy_settings.backend,
                 failure_policy: p.failure_policy,

@@ -33,20 +33,21 @@ const REFERENCE_KEYS: [&str; 16] = [
     "metadata",
 ];
 
-/// Our optional extension keys; a file without them means what it means to
-/// the reference service.
-const EXTENSION_KEYS: [&str; 7] = [
-    "algorithm",
-    "window",
-    "burst",
-    "count_denied",
-    "limits",
-    "value_regex",
-    "failure_policy",
-];
+/// Where each of our optional extension keys belongs; a file without them
+/// means what it means to the reference service.
+fn extension_place(key: &str) -> Option<&'static str> {
+    match key {
+        "algorithm" | "window" | "burst" | "count_denied" => {
+            Some("in a `rate_limit` or an entry of `limits`")
+        }
+        "limits" | "value_regex" | "failure_policy" => Some("on a descriptor"),
+        _ => None,
+    }
+}
 
-/// A loaded configuration and what was accepted but means nothing (a known
-/// key where it has no effect, as the reference service ignores it too).
+/// A loaded configuration and what was accepted but means nothing (a
+/// reference key where it has no effect, as the reference service ignores
+/// it too).
 #[derive(Debug, Clone)]
 pub struct EnvoyLoad {
     /// The configuration.
@@ -488,8 +489,8 @@ impl FileReader<'_> {
     }
 
     /// `yaml` as a mapping at `path`: every key must be known (unknown keys
-    /// are errors naming the key); known keys that mean nothing here are
-    /// warnings.
+    /// are errors naming the key); reference keys that mean nothing here
+    /// are warnings, our extension keys out of place are errors.
     fn mapping<'y>(
         &mut self,
         path: &str,
@@ -515,13 +516,22 @@ impl FileReader<'_> {
             };
             if meaningful.contains(&name) {
                 fields.push((name, value));
-            } else if REFERENCE_KEYS.contains(&name) || EXTENSION_KEYS.contains(&name) {
+            } else if REFERENCE_KEYS.contains(&name) {
                 self.warnings.push(ConfigError {
                     file: self.file.to_string(),
                     path: join(path, name),
                     value: None,
                     message: "this key has no effect here; ignored".into(),
                 });
+            } else if let Some(place) = extension_place(name) {
+                // The reference rejects keys it does not know: one of ours
+                // where it means nothing is a mistake, not a harmless oddity.
+                let shown = scalar_text(value).unwrap_or_else(|| "…".into());
+                self.errors.push(
+                    join(path, name),
+                    Some(&shown),
+                    format!("`{name}` has no effect here: it belongs {place}"),
+                );
             } else {
                 self.errors.push(
                     join(path, name),
