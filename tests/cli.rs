@@ -107,6 +107,25 @@ fn config_validate_accepts_good_files_and_lists_every_error() {
         )
     );
 
+    // A structural error (unknown key, unknown algorithm) hides no other.
+    let three = write_file(
+        &dir,
+        "three.yaml",
+        "rules:\n  - {name: a, rate: 10/x}\n  - {name: b, limits: [{rate: 1/m, algorithm: leaky}]}\n  - {name: c, rate: 1/m, colour: blue}\n",
+    );
+    let output = ratelimitd(&["config", "validate", &three]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert_eq!(
+        lines[0],
+        format!("{three}: rules[0].rate: `x` is not a unit (ms, s, m, h or d) (value: \"10/x\")")
+    );
+    assert_eq!(lines[1], format!("{three}: rules[1].limits[0].algorithm: unknown algorithm `leaky`, expected one of: fixed_window, sliding_window, sliding_log, token_bucket, gcra"));
+    assert!(lines[2].starts_with(&format!("{three}: rules[2].colour: unknown field `colour`, expected one of `name`, `domain`, `match`")), "{stderr}");
+    assert_eq!(lines[3], format!("{three}: 3 error(s)"));
+
     let unknown_type = write_file(&dir, "policy.json", "{}");
     let output = ratelimitd(&["config", "validate", &unknown_type]);
     assert_eq!(output.status.code(), Some(1));

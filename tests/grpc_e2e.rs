@@ -224,6 +224,78 @@ rules:
     server.stop().await;
 }
 
+/// Trying a limit in shadow mode beside the one in force keeps that one in
+/// force, even when the shadow rule is the more specific one.
+#[tokio::test]
+async fn a_shadow_rule_beside_an_enforced_one_leaves_it_in_force() {
+    let server = TestServer::start(
+        r#"
+rules:
+  - {name: pages, domain: web, match: {path_prefix: /}, key: [ip], rate: 2/m}
+  - {name: search-trial, domain: web, match: {path: /search}, key: [ip], rate: 1/m, shadow: true}
+"#,
+    )
+    .await;
+    let mut client = server.client().await;
+    let search = CheckLimitRequest {
+        path: "/search".into(),
+        client_ip: "192.0.2.1".into(),
+        ..request("web", &[])
+    };
+    let shown = |response: &ratelimitd_proto::v1::CheckLimitResponse| {
+        let statuses: Vec<String> = response
+            .statuses
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} over={} shadow={}",
+                    s.rule, s.remaining, s.over_limit, s.shadow
+                )
+            })
+            .collect();
+        (response.allowed, response.shadowed, statuses)
+    };
+    assert_eq!(
+        shown(&check(&mut client, &search).await),
+        (
+            true,
+            false,
+            vec![
+                "pages 1 over=false shadow=false".into(),
+                "search-trial 0 over=false shadow=true".into()
+            ]
+        )
+    );
+    assert_eq!(
+        shown(&check(&mut client, &search).await),
+        (
+            true,
+            true,
+            vec![
+                "pages 0 over=false shadow=false".into(),
+                "search-trial 0 over=true shadow=true".into()
+            ]
+        )
+    );
+    let denied = check(&mut client, &search).await;
+    assert_eq!(
+        shown(&denied),
+        (
+            false,
+            true,
+            vec![
+                "pages 0 over=true shadow=false".into(),
+                "search-trial 0 over=true shadow=true".into()
+            ]
+        )
+    );
+    assert_eq!(
+        denied.headers["X-RateLimit-Limit"], "2",
+        "the enforced limit's headers"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn rate_zero_blocks_and_unmatched_requests_follow_the_setting() {
     let server = TestServer::start(POLICY).await;

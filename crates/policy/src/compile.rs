@@ -6,7 +6,7 @@ use crate::document::{
     Algorithm, BackendDoc, BreakerDoc, ConditionDoc, Document, EnvoyDoc, LimitDoc, NoMatchDoc,
     RuleDoc, WhenFullDoc,
 };
-use crate::error::{ConfigErrors, Errors};
+use crate::error::{ConfigError, ConfigErrors, Errors};
 use crate::key::{IpMasks, KeyPart, KeySource};
 use crate::pattern::Pattern;
 use crate::policy::{
@@ -22,6 +22,16 @@ use std::time::Duration;
 
 /// Validates `document` (read from `file`) and compiles it.
 pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> {
+    let (policy, errors) = compile_partly(document, file);
+    if errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Compiles what is valid of `document`, and returns every problem found.
+pub fn compile_partly(document: &Document, file: &str) -> (Policy, Vec<ConfigError>) {
     let mut compiler = Compiler {
         errors: Errors::new(file),
         limits: Vec::new(),
@@ -68,7 +78,7 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
     }
     let envoy = compiler.envoy(&document.envoy, &backends);
     let Compiler { errors, limits, .. } = compiler;
-    errors.finish(Policy {
+    let policy = Policy {
         settings,
         store,
         skip,
@@ -78,7 +88,8 @@ pub fn compile(document: &Document, file: &str) -> Result<Policy, ConfigErrors> 
         limits,
         backends,
         envoy,
-    })
+    };
+    (policy, errors.into_found())
 }
 
 struct Compiler {
@@ -560,6 +571,12 @@ impl Compiler {
             path,
             LimitSource {
                 rate: doc.rate.as_deref(),
+                beside_rate: BesideRate {
+                    algorithm: doc.algorithm,
+                    burst: doc.burst,
+                    initial_tokens: doc.initial_tokens,
+                    count_denied: doc.count_denied,
+                },
                 limits: &doc.limits,
                 unlimited: doc.unlimited,
             },
@@ -590,6 +607,12 @@ impl Compiler {
                         &tier_path,
                         LimitSource {
                             rate: tier.rate.as_deref(),
+                            beside_rate: BesideRate {
+                                algorithm: tier.algorithm,
+                                burst: tier.burst,
+                                initial_tokens: tier.initial_tokens,
+                                count_denied: tier.count_denied,
+                            },
                             limits: &tier.limits,
                             unlimited: tier.unlimited,
                         },
@@ -715,15 +738,35 @@ impl Compiler {
             );
             return LimitSet::Unlimited;
         }
+        let beside_rate = source.beside_rate;
+        if source.rate.is_none() {
+            for field in beside_rate.given() {
+                self.errors.push(
+                    format!("{path}.{field}"),
+                    None,
+                    format!("`{field}` goes with `rate:`; each entry of `limits:` takes its own"),
+                );
+            }
+        }
         if source.unlimited {
             return LimitSet::Unlimited;
         }
         if let Some(rate) = source.rate {
             let shorthand = LimitDoc {
+                name: None,
                 rate: rate.to_string(),
-                ..LimitDoc::default()
+                algorithm: beside_rate.algorithm,
+                burst: beside_rate.burst,
+                initial_tokens: beside_rate.initial_tokens,
+                count_denied: beside_rate.count_denied.unwrap_or(false),
             };
-            let id = self.limit(&format!("{path}.rate"), &shorthand, "default", group, tier);
+            let id = self.limit(
+                LimitPlace::Shorthand(path),
+                &shorthand,
+                "default",
+                group,
+                tier,
+            );
             return LimitSet::Limits(id.into_iter().collect());
         }
         let mut names = HashSet::new();
@@ -760,7 +803,7 @@ impl Compiler {
                         "another limit of this rule has this name",
                     );
                 }
-                self.limit(&limit_path, limit, &name, group, tier)
+                self.limit(LimitPlace::Entry(&limit_path), limit, &name, group, tier)
             })
             .collect();
         LimitSet::Limits(ids)
@@ -768,24 +811,17 @@ impl Compiler {
 
     fn limit(
         &mut self,
-        path: &str,
+        place: LimitPlace<'_>,
         doc: &LimitDoc,
         name: &str,
         group: Option<&str>,
         tier: &str,
     ) -> Option<LimitId> {
-        // A `rate:` shorthand's path is the rate itself.
-        let shorthand = path.ends_with(".rate");
-        let rate_path = if shorthand {
-            path.to_string()
-        } else {
-            format!("{path}.rate")
-        };
+        let field = |name: &str| place.field(name);
         let rate = self
             .errors
-            .check(&rate_path, &doc.rate, parse_rate(&doc.rate))?;
+            .check(&field("rate"), &doc.rate, parse_rate(&doc.rate))?;
         let algorithm = doc.algorithm.unwrap_or(self.default_algorithm);
-        let field = |name: &str| format!("{path}.{name}");
         let burst = doc.burst.unwrap_or(rate.count);
         let initial_tokens = doc.initial_tokens.unwrap_or(burst);
         let mut valid = true;
@@ -841,7 +877,7 @@ impl Compiler {
             burst,
             initial_tokens,
             count_denied: doc.count_denied,
-            path: path.to_string(),
+            path: place.spec_path(),
         };
         if let Some(group) = group {
             let shared = (group.to_string(), tier.to_string(), name.to_string());
@@ -993,8 +1029,58 @@ impl Compiler {
 /// Where a rule or tier declares its limits.
 struct LimitSource<'d> {
     rate: Option<&'d str>,
+    beside_rate: BesideRate,
     limits: &'d [LimitDoc],
     unlimited: bool,
+}
+
+/// What a rule or tier may write beside its `rate:` shorthand.
+#[derive(Clone, Copy)]
+struct BesideRate {
+    algorithm: Option<Algorithm>,
+    burst: Option<u64>,
+    initial_tokens: Option<u64>,
+    count_denied: Option<bool>,
+}
+
+impl BesideRate {
+    /// The fields written, by name.
+    fn given(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("algorithm", self.algorithm.is_some()),
+            ("burst", self.burst.is_some()),
+            ("initial_tokens", self.initial_tokens.is_some()),
+            ("count_denied", self.count_denied.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+    }
+}
+
+/// Where a limit is written: an entry of `limits:` (`rules[0].limits[1]`),
+/// or the `rate:` shorthand, whose fields sit on the rule or tier itself
+/// (`rules[0]`, with the rate at `rules[0].rate`).
+#[derive(Clone, Copy)]
+enum LimitPlace<'p> {
+    Entry(&'p str),
+    Shorthand(&'p str),
+}
+
+impl LimitPlace<'_> {
+    /// The path of one of the limit's fields.
+    fn field(self, name: &str) -> String {
+        let (Self::Entry(path) | Self::Shorthand(path)) = self;
+        format!("{path}.{name}")
+    }
+
+    /// The path naming the limit in errors about it as a whole: the entry,
+    /// or the shorthand's rate.
+    fn spec_path(self) -> String {
+        match self {
+            Self::Entry(path) => path.to_string(),
+            Self::Shorthand(_) => self.field("rate"),
+        }
+    }
 }
 
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address. IPv4-mapped

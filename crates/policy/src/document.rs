@@ -195,6 +195,14 @@ pub struct RuleDoc {
     pub key: Option<Vec<String>>,
     /// Shorthand for one limit named `default`.
     pub rate: Option<String>,
+    /// With `rate:`, its algorithm (default `settings.default_algorithm`).
+    pub algorithm: Option<Algorithm>,
+    /// With `rate:`, the token bucket capacity or GCRA burst.
+    pub burst: Option<u64>,
+    /// With `rate:`, the token bucket's tokens at start.
+    pub initial_tokens: Option<u64>,
+    /// With `rate:`, count denied hits too (window algorithms).
+    pub count_denied: Option<bool>,
     /// Several limits, all of which must admit the request.
     pub limits: Vec<LimitDoc>,
     /// The rule matches and limits nothing (an allow-list entry).
@@ -307,6 +315,14 @@ pub struct TierDoc {
     pub when: ConditionDoc,
     /// Shorthand for one limit named `default`.
     pub rate: Option<String>,
+    /// With `rate:`, its algorithm (default `settings.default_algorithm`).
+    pub algorithm: Option<Algorithm>,
+    /// With `rate:`, the token bucket capacity or GCRA burst.
+    pub burst: Option<u64>,
+    /// With `rate:`, the token bucket's tokens at start.
+    pub initial_tokens: Option<u64>,
+    /// With `rate:`, count denied hits too (window algorithms).
+    pub count_denied: Option<bool>,
     /// The tier's limits.
     pub limits: Vec<LimitDoc>,
     /// Requests of this tier are not limited.

@@ -82,6 +82,11 @@ impl Errors {
             .ok()
     }
 
+    /// The errors found.
+    pub fn into_found(self) -> Vec<ConfigError> {
+        self.found
+    }
+
     pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
         if self.found.is_empty() {
             Ok(value)
@@ -89,4 +94,25 @@ impl Errors {
             Err(ConfigErrors(self.found))
         }
     }
+}
+
+/// Sorts errors in the order their places appear in a policy file
+/// (settings, store, backends, skip, rules, envoy; entries by index),
+/// keeping the order of errors at one place.
+pub fn sort_in_document_order(errors: &mut [ConfigError]) {
+    const SECTIONS: [&str; 6] = ["settings", "store", "backends", "skip", "rules", "envoy"];
+    errors.sort_by_key(|error| {
+        let section = error.path.split(['.', '[']).next().unwrap_or_default();
+        let rank = SECTIONS
+            .iter()
+            .position(|known| *known == section)
+            .unwrap_or(SECTIONS.len());
+        let index = error
+            .path
+            .strip_prefix(section)
+            .and_then(|rest| rest.strip_prefix('['))
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|index| index.parse::<usize>().ok());
+        (rank, index)
+    });
 }

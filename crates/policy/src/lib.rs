@@ -2,9 +2,10 @@
 //! I/O, no async, no knowledge of stores or protocols.
 //!
 //! 1. [`parse_document`] turns a file's text (YAML or TOML) plus
-//!    `RATELIMITD_*__*` environment overrides into a [`Document`].
+//!    `RATELIMITD_*__*` environment overrides into a [`Document`], taking
+//!    out (and reporting) every unknown key and badly typed value.
 //! 2. [`compile`] validates it into a [`Policy`], reporting every problem with
-//!    file, path and value.
+//!    file, path and value. [`load`] does both and reports all at once.
 //! 3. [`Policy::plan`] says which limits apply to a request, under which
 //!    counter keys.
 
@@ -20,16 +21,16 @@ mod policy;
 mod rate;
 mod request;
 
-pub use compile::compile;
+pub use compile::{compile, compile_partly};
 pub use condition::Condition;
 pub use document::*;
 pub use envoy::{
     load_envoy_files, EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyLoad, EnvoyMatch, EnvoyPlan,
     Unit,
 };
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{sort_in_document_order, ConfigError, ConfigErrors};
 pub use key::{IpMasks, KeyPart, KeySource};
-pub use load::{overrides_from, parse_document, Format, ENV_PREFIX};
+pub use load::{overrides_from, parse_document, Format, ParsedDocument, ENV_PREFIX};
 pub use pattern::{wildcard_match, Pattern, Specificity};
 pub use policy::{
     BackendKind, BackendSpec, BreakerSpec, EnvoySettings, FailurePolicy, LimitId, LimitSpec, Plan,
@@ -39,12 +40,36 @@ pub use policy::{
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};
 
-/// Parses and compiles a configuration in one step.
+/// Parses and compiles a configuration in one step, reporting every error.
 pub fn load(
     text: &str,
     format: Format,
     origin: &str,
     overrides: &[(String, String)],
 ) -> Result<Policy, ConfigErrors> {
-    compile(&parse_document(text, format, origin, overrides)?, origin)
+    let (policy, errors) = load_partly(text, format, origin, overrides)?;
+    if errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Parses and compiles a configuration as far as it goes: the policy made
+/// of what is valid, and every error found, in document order. Callers that
+/// check more (the service checks each limit's ranges against the engine)
+/// add theirs before failing. Fails at once only when the text cannot be
+/// read at all.
+pub fn load_partly(
+    text: &str,
+    format: Format,
+    origin: &str,
+    overrides: &[(String, String)],
+) -> Result<(Policy, Vec<ConfigError>), ConfigErrors> {
+    let parsed = parse_document(text, format, origin, overrides)?;
+    let (policy, semantic) = compile_partly(&parsed.document, origin);
+    let mut errors = parsed.errors.clone();
+    errors.extend(semantic.into_iter().filter(|e| !parsed.is_consequence(e)));
+    sort_in_document_order(&mut errors);
+    Ok((policy, errors))
 }

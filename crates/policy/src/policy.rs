@@ -335,7 +335,9 @@ impl Policy {
     /// descriptor keys and attributes) compete: the most specific wins
     /// (exact, then wildcard, then key-only; longer literal prefixes first),
     /// earlier declaration breaking ties. Rules of different families all
-    /// apply, in declaration order.
+    /// apply, in declaration order. Shadow rules compete only with shadow
+    /// rules: trying a limit beside the ones in force never takes one of
+    /// them out of force.
     pub fn plan<'p>(&'p self, request: &impl Attributes) -> Plan<'p> {
         if self.skip.iter().any(|condition| condition.matches(request)) {
             return Plan::Skipped;
@@ -350,10 +352,10 @@ impl Policy {
             if !rule.matches.matches(request) {
                 continue;
             }
-            match winners
-                .iter_mut()
-                .find(|winner| self.rules[**winner].family == rule.family)
-            {
+            match winners.iter_mut().find(|winner| {
+                let winner = &self.rules[**winner];
+                winner.family == rule.family && winner.shadow == rule.shadow
+            }) {
                 Some(winner) if rule.specificity > self.rules[*winner].specificity => {
                     *winner = index;
                 }

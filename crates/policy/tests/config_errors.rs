@@ -106,6 +106,11 @@ fn validation_errors_name_path_and_value() {
         ("rules: [{name: a, limits: [{rate: 1/m, algorithm: token_bucket, burst: 5, initial_tokens: 6}]}]", "rules[0].limits[0].initial_tokens: initial_tokens exceed the bucket's capacity (5) (value: \"6\")"),
         ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, initial_tokens: 1}]}]", "rules[0].limits[0].initial_tokens: initial_tokens applies to token_bucket only (value: \"1\")"),
         ("rules: [{name: a, limits: [{rate: 1/m, algorithm: gcra, count_denied: true}]}]", "rules[0].limits[0].count_denied: count_denied applies to fixed_window and sliding_window only (value: \"true\")"),
+        ("rules: [{name: a, rate: 1/m, burst: 5}]", "rules[0].burst: burst applies to token_bucket and gcra only (value: \"5\")"),
+        ("rules: [{name: a, rate: 1/m, algorithm: gcra, count_denied: true}]", "rules[0].count_denied: count_denied applies to fixed_window and sliding_window only (value: \"true\")"),
+        ("rules: [{name: a, limits: [{rate: 1/m}], algorithm: gcra}]", "rules[0].algorithm: `algorithm` goes with `rate:`; each entry of `limits:` takes its own"),
+        ("rules: [{name: a, unlimited: true, burst: 3}]", "rules[0].burst: `burst` goes with `rate:`; each entry of `limits:` takes its own"),
+        ("rules: [{name: a, rate: 1/m, tiers: [{name: t, when: {users: [x]}, limits: [{rate: 2/m}], initial_tokens: 1}]}]", "rules[0].tiers[0].initial_tokens: `initial_tokens` goes with `rate:`; each entry of `limits:` takes its own"),
         ("rules: [{name: a, rate: 1/m, tiers: [{name: t, when: {users: [x]}}]}]", "rules[0].tiers[0]: give exactly one of `rate`, `limits` or `unlimited: true`"),
         ("rules: [{name: a, rate: 1/m, tiers: [{when: {users: [x]}, rate: 2/m}]}]", "rules[0].tiers[0].name: a tier needs a name (value: \"\")"),
         ("rules: [{name: a, rate: 1/m, group: ''}]", "rules[0].group: a group needs a name (value: \"\")"),
@@ -175,4 +180,48 @@ fn every_error_is_reported_not_just_the_first() {
     );
     let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["rules[0].rate", "rules[1].rate", "rules[2].key[0]"]);
+}
+
+/// The README's example: a bad rate, an unknown algorithm and an unknown
+/// key, in three rules, all reported in one run, in file order.
+#[test]
+fn unknown_keys_and_choices_do_not_hide_other_errors() {
+    let all: Vec<String> = errors(
+        "rules:\n  - {name: a, rate: 10/x}\n  - {name: b, limits: [{rate: 1/m, algorithm: leaky}]}\n  - {name: c, rate: 1/m, colour: blue}\n",
+    )
+    .iter()
+    .map(|e| e.to_string().split(", expected one of `").next().unwrap().to_string())
+    .collect();
+    assert_eq!(
+        all,
+        [
+            "conf/ratelimitd.yaml: rules[0].rate: `x` is not a unit (ms, s, m, h or d) (value: \"10/x\")",
+            "conf/ratelimitd.yaml: rules[1].limits[0].algorithm: unknown algorithm `leaky`, expected one of: fixed_window, sliding_window, sliding_log, token_bucket, gcra",
+            "conf/ratelimitd.yaml: rules[2].colour: unknown field `colour`",
+        ]
+    );
+}
+
+/// Several unknown keys at several levels, and semantic errors elsewhere;
+/// an object with a value taken out reports only that (its other checks
+/// would run on defaults: `burst` is no error once `algorithm` is gone).
+#[test]
+fn every_unknown_key_is_reported_and_consequences_are_not() {
+    let all: Vec<String> = errors(
+        "colour: blue\nsettings: {shadow: true, ipv4_prefix: 40}\nrules:\n  - {name: a, rate: 1/m, colour: red, size: 3}\n  - {name: b, limits: [{rate: 1/m, algorithm: leaky, burst: 5}]}\n  - {name: '', rate: 1/m}\n",
+    )
+    .iter()
+    .map(|e| e.to_string().split(", expected one of").next().unwrap().to_string())
+    .collect();
+    assert_eq!(
+        all,
+        [
+            "conf/ratelimitd.yaml: settings.shadow: unknown field `shadow`",
+            "conf/ratelimitd.yaml: rules[0].colour: unknown field `colour`",
+            "conf/ratelimitd.yaml: rules[0].size: unknown field `size`",
+            "conf/ratelimitd.yaml: rules[1].limits[0].algorithm: unknown algorithm `leaky`",
+            "conf/ratelimitd.yaml: rules[2].name: a rule needs a name (value: \"\")",
+            "conf/ratelimitd.yaml: colour: unknown field `colour`",
+        ]
+    );
 }

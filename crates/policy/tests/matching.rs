@@ -324,6 +324,88 @@ rules:
     assert_eq!(shadows(&from_env), [true, true]);
 }
 
+/// A shadow rule more specific than an enforced one on the same path does
+/// not take the enforced one out of force: both apply, each its own way.
+#[test]
+fn a_shadow_rule_never_switches_off_an_enforced_one() {
+    let p = policy(
+        r#"
+rules:
+  - {name: pages, match: {path_prefix: /}, key: [ip], rate: 100/m}
+  - {name: search-trial, match: {path: /search}, key: [ip], rate: 30/m, shadow: true}
+  - {name: search-trial-2, match: {path: "/sea*"}, key: [ip], rate: 10/m, shadow: true}
+"#,
+    );
+    let at = |path: &str| RequestAttributes {
+        path: path.into(),
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        ..RequestAttributes::new("web")
+    };
+    let rules = |path: &str| match p.plan(&at(path)) {
+        Plan::Checks(checks) => checks
+            .iter()
+            .map(|c| format!("{}{}", c.rule, if c.shadow { " (shadow)" } else { "" }))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    // Enforced rules compete among themselves, shadow rules among theirs.
+    assert_eq!(rules("/search"), ["pages", "search-trial (shadow)"]);
+    assert_eq!(rules("/seaside"), ["pages", "search-trial-2 (shadow)"]);
+    assert_eq!(rules("/other"), ["pages"]);
+}
+
+/// `rate:` with its algorithm and parameters beside it (as
+/// `@rate_limit(rate='100/h', algorithm='token_bucket')` reads) is exactly
+/// a one-element `limits:` list named `default`, on rules and tiers.
+#[test]
+fn a_rate_with_its_algorithm_is_a_one_limit_list() {
+    let shorthand = policy(
+        r#"
+rules:
+  - name: r
+    rate: 10/s
+    algorithm: token_bucket
+    burst: 20
+    initial_tokens: 5
+    tiers: [{name: t, when: {users: [x]}, rate: 5/m, algorithm: sliding_window, count_denied: true}]
+"#,
+    );
+    let list = policy(
+        r#"
+rules:
+  - name: r
+    limits: [{rate: 10/s, algorithm: token_bucket, burst: 20, initial_tokens: 5}]
+    tiers: [{name: t, when: {users: [x]}, limits: [{rate: 5/m, algorithm: sliding_window, count_denied: true}]}]
+"#,
+    );
+    let limits = |p: &Policy| {
+        p.limits()
+            .iter()
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    l.rate,
+                    l.algorithm,
+                    l.burst,
+                    l.initial_tokens,
+                    l.count_denied,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(limits(&shorthand), limits(&list));
+    assert_eq!(
+        shorthand
+            .limits()
+            .iter()
+            .map(|l| l.path.as_str())
+            .collect::<Vec<_>>(),
+        ["rules[0].rate", "rules[0].tiers[0].rate"]
+    );
+    let request = RequestAttributes::new("d");
+    assert_eq!(applied(&shorthand, &request), applied(&list, &request));
+}
+
 #[test]
 fn rules_are_isolated_unless_they_share_a_group() {
     let p = policy(

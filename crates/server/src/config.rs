@@ -6,8 +6,8 @@ use ratelimitd_engine::{
     Limit, MemoryStoreOptions, RedisOptions, RedisTls, RedisTopology, TimeSource, WhenFull,
 };
 use ratelimitd_policy::{
-    load_envoy_files, overrides_from, Algorithm, ConfigError, ConfigErrors, EnvoyConfig, EnvoyLoad,
-    Format, LimitSpec, Policy, RedisSpec, RedisTopologySpec,
+    load_envoy_files, load_partly, overrides_from, sort_in_document_order, Algorithm, ConfigError,
+    ConfigErrors, EnvoyConfig, EnvoyLoad, Format, LimitSpec, Policy, RedisSpec, RedisTopologySpec,
 };
 use std::path::{Path, PathBuf};
 
@@ -58,11 +58,23 @@ impl LoadedPolicy {
     }
 
     /// Loads configuration text from `origin`, with environment overrides.
+    /// Every error is reported: the policy's own and each limit the engine
+    /// refuses.
     pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, ConfigErrors> {
         let overrides = overrides_from(std::env::vars());
-        let policy = ratelimitd_policy::load(text, format, origin, &overrides)?;
+        let (policy, mut errors) = load_partly(text, format, origin, &overrides)?;
         let specs = || policy.limits().iter().map(|spec| (origin, spec));
-        let limits = engine_limits(specs(), 1)?;
+        let limits = match engine_limits(specs(), 1) {
+            Ok(limits) => limits,
+            Err(ConfigErrors(refused)) => {
+                errors.extend(refused);
+                Vec::new()
+            }
+        };
+        if !errors.is_empty() {
+            sort_in_document_order(&mut errors);
+            return Err(ConfigErrors(errors));
+        }
         // Divided limits are smaller, so they are valid when the full ones are.
         let local_limits = engine_limits(specs(), policy.settings.local_replicas)?;
         Ok(Self {
@@ -297,6 +309,18 @@ mod tests {
             "two.yaml: rules[0].rate: window limits are at most 4294967295 per window, got 5000000000 (value: \"5000000000/m\")\n\
              two.yaml: rules[1].limits[0]: sliding_log keeps one entry per hit and allows limits up to 10000, got 20000 (value: \"20000/m\")"
         );
+    }
+
+    #[test]
+    fn limits_the_engine_refuses_are_reported_with_every_other_error() {
+        let errors = LoadedPolicy::from_text(
+            "rules: [{name: huge, rate: 5000000000/m}, {name: typo, rate: 1/m, colour: red}, {name: bad, rate: 1/x}]",
+            Format::Yaml,
+            "all.yaml",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["rules[0].rate", "rules[1].colour", "rules[2].rate"]);
     }
 
     #[test]
