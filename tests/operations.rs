@@ -3,6 +3,7 @@
 
 mod support;
 
+use ratelimitd_proto::v1::CheckLimitRequest;
 use ratelimitd_testkit::{require_redis, RedisOptions, RedisServer};
 use support::{check, request, ServeProcess, TestServer};
 
@@ -320,5 +321,114 @@ rules:
             r#"ratelimitd_decisions_total{api="policy",domain="api",rule="plans",outcome="allowed"} 3"#,
             r#"ratelimitd_decisions_total{api="policy",domain="api",rule="tenants",outcome="allowed"} 3"#,
         ]
+    );
+}
+
+/// Copies the repository's example policy and the Envoy files it names into
+/// `dir`, laid out as in a clone (`deploy/...`).
+fn copy_example_deploy(dir: &std::path::Path) {
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = dir.join("deploy/envoy/ratelimit-config");
+    std::fs::create_dir_all(&config).unwrap();
+    for file in [
+        "deploy/ratelimitd.example.yaml",
+        "deploy/envoy/ratelimit-config/web.yaml",
+    ] {
+        std::fs::copy(repository.join(file), dir.join(file)).unwrap();
+    }
+}
+
+/// The Quickstart: `ratelimitd serve` in a clone, with no `--config`,
+/// serves the repository's example file (so editing it reloads it) and its
+/// Envoy files (so `POST /json` answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_serves_and_reloads_the_example_file_and_answers_json() {
+    let clone = tempfile::tempdir().unwrap();
+    copy_example_deploy(clone.path());
+    let process = ServeProcess::spawn_in(clone.path(), &[], &[]);
+    assert!(
+        process
+            .startup_line
+            .contains("config=deploy/ratelimitd.example.yaml"),
+        "{}",
+        process.startup_line
+    );
+    let http_addr = process.http_addr.parse().unwrap();
+    let (status, body) = support::http(
+        http_addr,
+        "POST",
+        "/json",
+        r#"{"domain":"web","descriptors":[{"entries":[{"key":"remote_address","value":"10.0.0.1"}]}]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["overallCode"], "OK");
+    assert_eq!(json["statuses"][0]["currentLimit"]["requestsPerUnit"], 60);
+    assert_eq!(json["statuses"][0]["limitRemaining"], 59);
+
+    // Edit the file as a user would: the login limit goes from 5 to 7.
+    let example = clone.path().join("deploy/ratelimitd.example.yaml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let edited = text.replace(
+        "rate: 5/m, algorithm: sliding_log",
+        "rate: 7/m, algorithm: sliding_log",
+    );
+    assert_ne!(text, edited, "the example's login limit moved");
+    std::fs::write(&example, edited).unwrap();
+    process.wait_for_log(&["configuration reloaded", "deploy/ratelimitd.example.yaml"]);
+    let login = CheckLimitRequest {
+        path: "/login".into(),
+        method: "POST".into(),
+        client_ip: "192.0.2.1".into(),
+        ..request("web", &[])
+    };
+    let mut client = ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient::connect(
+        format!("http://{}", process.addr),
+    )
+    .await
+    .unwrap();
+    let response = check(&mut client, &login).await;
+    assert_eq!(response.statuses[0].limit, 7);
+}
+
+/// Outside a clone the built-in copy runs, with its Envoy files; a reload
+/// says it cannot reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_example_answers_json_and_says_it_cannot_reload() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let process = ServeProcess::spawn_in(elsewhere.path(), &[], &[]);
+    assert!(
+        process.startup_line.contains("(built in)"),
+        "{}",
+        process.startup_line
+    );
+    let (status, _) = support::http(
+        process.http_addr.parse().unwrap(),
+        "POST",
+        "/json",
+        r#"{"domain":"web","descriptors":[{"entries":[{"key":"remote_address","value":"10.0.0.1"}]}]}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    process.signal("HUP");
+    process.wait_for_log(&["cannot reload", "built into the binary"]);
+}
+
+/// Without Envoy files, `/json` says so with 503, as the gRPC side says
+/// FAILED_PRECONDITION: the service is not configured for it.
+#[tokio::test]
+async fn json_without_envoy_files_is_503_with_the_reason() {
+    let server = TestServer::start(POLICY).await;
+    let (status, body) = support::http(
+        server.http_addr,
+        "POST",
+        "/json",
+        r#"{"domain":"web","descriptors":[{"entries":[{"key":"k","value":"v"}]}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "no rate limit configuration loaded: start with --envoy-config-dir or set envoy.config_dir")
     );
 }

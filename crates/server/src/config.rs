@@ -11,12 +11,24 @@ use ratelimitd_policy::{
 };
 use std::path::{Path, PathBuf};
 
-/// The example policy shipped in the repository, run when `serve` is given no
-/// `--config`.
-pub const EXAMPLE_POLICY: &str = include_str!("../../../deploy/ratelimitd.example.yaml");
+/// Where `serve` without `--config` finds the example policy: the
+/// repository's copy, relative to the working directory, so that editing it
+/// reloads it. When it is not there, the copy built into the binary runs.
+pub const EXAMPLE_POLICY_PATH: &str = "deploy/ratelimitd.example.yaml";
 
-/// The name the example policy goes by in errors and logs.
+/// The example policy, built in: the fallback when [`EXAMPLE_POLICY_PATH`]
+/// is not there.
+const EXAMPLE_POLICY: &str = include_str!("../../../deploy/ratelimitd.example.yaml");
+
+/// The name the built-in example policy goes by in errors and logs.
 pub const EXAMPLE_POLICY_NAME: &str = "deploy/ratelimitd.example.yaml (built in)";
+
+/// The envoyproxy/ratelimit files the example policy names
+/// (`envoy.config_dir`), built in with it.
+const EXAMPLE_ENVOY_FILES: [(&str, &str); 1] = [(
+    "deploy/envoy/ratelimit-config/web.yaml (built in)",
+    include_str!("../../../deploy/envoy/ratelimit-config/web.yaml"),
+)];
 
 /// A policy ready to serve: the rules and one engine limit per policy limit.
 #[derive(Debug)]
@@ -110,8 +122,8 @@ pub struct LoadedEnvoy {
     pub limits: Vec<Limit>,
     /// The same divided by `settings.local_replicas`.
     pub local_limits: Vec<Limit>,
-    /// The directory they were read from.
-    pub dir: PathBuf,
+    /// Where they were read from (a directory, or the built-in example).
+    pub origin: String,
 }
 
 impl LoadedEnvoy {
@@ -123,7 +135,25 @@ impl LoadedEnvoy {
         local_replicas: u64,
     ) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
         let files = read_envoy_dir(dir)?;
-        let EnvoyLoad { config, warnings } = load_envoy_files(&files)?;
+        Self::from_files(&files, dir.display().to_string(), local_replicas)
+    }
+
+    /// The example policy's files, built in.
+    pub(crate) fn example(local_replicas: u64) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
+        let files: Vec<(String, String)> = EXAMPLE_ENVOY_FILES
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.to_string()))
+            .collect();
+        Self::from_files(&files, "built in".into(), local_replicas)
+    }
+
+    /// Loads files given as `(name, text)`, all or nothing.
+    fn from_files(
+        files: &[(String, String)],
+        origin: String,
+        local_replicas: u64,
+    ) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
+        let EnvoyLoad { config, warnings } = load_envoy_files(files)?;
         let specs = || {
             config
                 .limits()
@@ -137,7 +167,7 @@ impl LoadedEnvoy {
                 config,
                 limits,
                 local_limits,
-                dir: dir.to_path_buf(),
+                origin,
             },
             warnings,
         ))

@@ -14,7 +14,7 @@ pub fn running_config(decider: &Decider) -> Value {
     let backend_name = |index: usize| backends[index].name.clone();
     let envoy = decider.envoy().map(|envoy| {
         json!({
-            "dir": envoy.dir.display().to_string(),
+            "origin": envoy.origin,
             "backend": backend_name(policy.envoy.backend),
             "failure_policy": policy.envoy.failure_policy.as_str(),
             "response_headers": policy.envoy.response_headers.is_some(),

@@ -1,7 +1,7 @@
 //! The HTTP port. As the reference service has it: `GET /healthcheck`
 //! (200 `OK` while serving, 500 otherwise) and `POST /json` (a protobuf JSON
 //! `RateLimitRequest` in, the `RateLimitResponse` out: 200 when OK, 429 when
-//! over the limit, 400 for bad input). For operators: `GET /metrics`
+//! over the limit, 400 for bad input, 503 when no files are configured). For operators: `GET /metrics`
 //! (Prometheus), `/healthz` (liveness), `/readyz` (readiness, following the
 //! failure policies) and `/config` (the running configuration, redacted).
 
@@ -97,13 +97,15 @@ async fn json(State(decider): State<Arc<Decider>>, body: Bytes) -> Response {
             )
                 .into_response()
         }
-        Err(error) if error.code() == tonic::Code::InvalidArgument => {
-            (StatusCode::BAD_REQUEST, error.message().to_string()).into_response()
+        Err(error) => {
+            let status = match error.code() {
+                tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+                // No envoyproxy/ratelimit files are configured: this port
+                // cannot answer until they are, as the gRPC side says.
+                tonic::Code::FailedPrecondition => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, error.message().to_string()).into_response()
         }
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            error.message().to_string(),
-        )
-            .into_response(),
     }
 }

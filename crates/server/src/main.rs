@@ -289,7 +289,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ratelimitd_server::events::log_raw_keys(args.log_raw_keys);
     let sources = Sources {
-        policy_file: args.config.clone(),
+        policy_file: args.config.clone().or_else(example_policy_file),
         envoy_dir_flag: args.envoy_config_dir.clone(),
     };
     let Loaded {
@@ -322,13 +322,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.http_addr))?;
-    let envoy_dir = envoy.as_ref().map(|envoy| envoy.dir.clone());
+    let envoy_dir = sources.envoy_dir(&loaded);
     tracing::info!(
         grpc_addr = %listener.local_addr()?,
         http_addr = %http_listener.local_addr()?,
         config = %loaded.origin,
         rules = loaded.policy.rules().len(),
-        envoy_config_dir = ?envoy_dir,
+        envoy_config = envoy.as_ref().map_or("none", |e| e.origin.as_str()),
         envoy_domains = envoy.as_ref().map_or(0, |e| e.config.files().len()),
         "ratelimitd serving"
     );
@@ -348,6 +348,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = http.await;
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The repository's example policy, when `serve` runs from a clone without
+/// `--config` (the Quickstart): served from the file, so editing it
+/// reloads it. Elsewhere the built-in copy runs.
+fn example_policy_file() -> Option<PathBuf> {
+    let path = PathBuf::from(ratelimitd_server::config::EXAMPLE_POLICY_PATH);
+    if !path.is_file() {
+        return None;
+    }
+    tracing::info!(
+        config = %path.display(),
+        "no --config given: serving the repository's example policy"
+    );
+    Some(path)
 }
 
 /// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives

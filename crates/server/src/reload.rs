@@ -16,7 +16,8 @@ use std::time::Duration;
 /// Where the configuration comes from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    /// The policy file (`None`: the built-in example).
+    /// The policy file (`None`: the built-in example, with its built-in
+    /// envoyproxy/ratelimit files).
     pub policy_file: Option<PathBuf>,
     /// `--envoy-config-dir`, which overrides the policy's `envoy.config_dir`.
     pub envoy_dir_flag: Option<PathBuf>,
@@ -40,13 +41,15 @@ impl Sources {
             Some(path) => LoadedPolicy::from_file(path)?,
             None => LoadedPolicy::example()?,
         };
-        let (envoy, warnings) = match self.envoy_dir(&policy) {
+        let local_replicas = policy.policy.settings.local_replicas;
+        let envoy = match self.envoy_dir(&policy) {
+            Some(dir) => Some(LoadedEnvoy::from_dir(&dir, local_replicas)?),
+            None if self.is_built_in() => Some(LoadedEnvoy::example(local_replicas)?),
+            None => None,
+        };
+        let (envoy, warnings) = match envoy {
+            Some((envoy, warnings)) => (Some(Arc::new(envoy)), warnings),
             None => (None, Vec::new()),
-            Some(dir) => {
-                let (envoy, warnings) =
-                    LoadedEnvoy::from_dir(&dir, policy.policy.settings.local_replicas)?;
-                (Some(Arc::new(envoy)), warnings)
-            }
         };
         Ok(Loaded {
             policy: Arc::new(policy),
@@ -56,18 +59,21 @@ impl Sources {
     }
 
     /// The envoyproxy/ratelimit directory: the flag, else the policy's
-    /// `envoy.config_dir` (relative to the policy file's directory).
+    /// `envoy.config_dir` (relative to the policy file's directory; the
+    /// built-in example's files are built in too).
     pub fn envoy_dir(&self, policy: &LoadedPolicy) -> Option<PathBuf> {
         if let Some(dir) = &self.envoy_dir_flag {
             return Some(dir.clone());
         }
         let written = Path::new(policy.policy.envoy.config_dir.as_ref()?);
-        let base = self
-            .policy_file
-            .as_ref()
-            .and_then(|file| file.parent())
-            .unwrap_or(Path::new("."));
-        Some(base.join(written))
+        let file = self.policy_file.as_ref()?;
+        Some(file.parent().unwrap_or(Path::new(".")).join(written))
+    }
+
+    /// Whether nothing is read from files: the built-in example policy with
+    /// its built-in envoyproxy/ratelimit files.
+    pub fn is_built_in(&self) -> bool {
+        self.policy_file.is_none() && self.envoy_dir_flag.is_none()
     }
 }
 
@@ -106,6 +112,14 @@ fn validated_for(decider: &Decider, sources: &Sources) -> Result<Loaded, ConfigE
 
 /// Reloads and logs the outcome.
 pub fn reload_and_log(decider: &Decider, sources: &Sources, cause: &str) {
+    if sources.is_built_in() {
+        tracing::warn!(
+            cause,
+            "cannot reload: the example policy built into the binary is running ({} was not found); start with --config FILE to reload a file",
+            crate::config::EXAMPLE_POLICY_PATH
+        );
+        return;
+    }
     match reload(decider, sources) {
         Ok(loaded) => {
             log_warnings(&loaded.warnings);
