@@ -170,11 +170,17 @@ async fn check_prints_the_decision_and_exits_three_when_denied() {
     .await
     .unwrap();
     assert!(first.status.success());
+    // The protobuf JSON mapping, as grpcurl prints it: lowerCamelCase,
+    // enums by name, 64-bit numbers as strings, defaults left out.
     let json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(json["allowed"], true);
     assert_eq!(json["code"], "OK");
     assert_eq!(json["statuses"][0]["rule"], "one");
-    assert_eq!(json["statuses"][0]["remaining"], 0);
+    assert_eq!(json["statuses"][0]["limitName"], "default");
+    assert_eq!(json["statuses"][0]["algorithm"], "FIXED_WINDOW");
+    assert_eq!(json["statuses"][0]["limit"], "1");
+    assert_eq!(json["statuses"][0]["windowMs"], "60000");
+    assert_eq!(json["statuses"][0].get("remaining"), None, "0 is left out");
     assert_eq!(json["headers"]["X-RateLimit-Limit"], "1");
 
     let second = tokio::task::spawn_blocking(move || {
@@ -232,10 +238,19 @@ async fn health_exits_zero_only_when_serving() {
     assert!(serving.status.success());
     assert_eq!(String::from_utf8_lossy(&serving.stdout), "SERVING\n");
     let addr = server.addr.to_string();
+    let server_addr = addr.clone();
     server.stop().await;
     let down = tokio::task::spawn_blocking(move || ratelimitd(&["health", "--addr", &addr]))
         .await
         .unwrap();
     assert_eq!(down.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&down.stderr).contains("ratelimitd: transport error"));
+    // A plain sentence, not the transport's layered error.
+    let said = String::from_utf8_lossy(&down.stderr).to_string();
+    assert!(
+        said.starts_with(&format!(
+            "ratelimitd: cannot reach ratelimitd at {}: Connection refused",
+            server_addr
+        )),
+        "{said}"
+    );
 }

@@ -421,6 +421,15 @@ impl TryFrom<String> for Algorithm {
 }
 
 impl Algorithm {
+    /// The name in files, e.g. `sliding_log`.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, algorithm)| *algorithm == self)
+            .map(|(name, _)| *name)
+            .expect("every algorithm is named")
+    }
+
     /// Every algorithm with its name in files.
     pub const NAMES: [(&'static str, Self); 5] = [
         ("fixed_window", Self::FixedWindow),

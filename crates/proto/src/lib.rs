@@ -1,12 +1,15 @@
 //! The ratelimitd gRPC contract (`proto/ratelimit/v1/ratelimit.proto`):
-//! messages, the tonic client and server, and the encoded descriptor set that
-//! server reflection serves.
+//! messages (with serde in the protobuf JSON mapping: lowerCamelCase names,
+//! enums by name, 64-bit numbers as strings, defaults left out), the tonic
+//! client and server, and the encoded descriptor set that server reflection
+//! serves.
 
 /// Package `ratelimit.v1`.
 pub mod ratelimit {
     /// Version 1 of the API.
     pub mod v1 {
         tonic::include_proto!("ratelimit.v1");
+        include!(concat!(env!("OUT_DIR"), "/ratelimit.v1.serde.rs"));
     }
 }
 

@@ -2,7 +2,7 @@
 //! ShouldRateLimit, reporting throughput and latency percentiles
 //! (hdrhistogram).
 
-use crate::check::{endpoint, CheckInput};
+use crate::check::{connect, CheckInput};
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code as RlsCode;
@@ -130,11 +130,7 @@ fn new_histogram() -> Histogram<u64> {
 pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     let mut channels = Vec::new();
     for _ in 0..plan.connections.max(1) {
-        channels.push(
-            Channel::from_shared(endpoint(&plan.addr))?
-                .connect()
-                .await?,
-        );
+        channels.push(connect(&plan.addr).await?);
     }
     let start = Instant::now();
     let measure_from = start + plan.warmup;

@@ -4,12 +4,11 @@
 use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{
-    check_limit_response::Code,
-    limit_status::{Algorithm, Failure},
-    CheckLimitRequest, CheckLimitResponse, DescriptorEntry, InspectRequest,
+    check_limit_response::Code, limit_status::Failure, CheckLimitRequest, CheckLimitResponse,
+    DescriptorEntry, InspectRequest,
 };
-use serde_json::json;
 use std::collections::HashMap;
+use tonic::transport::Channel;
 
 /// Splits `k=v`.
 pub fn key_value(text: &str) -> Result<(String, String), String> {
@@ -67,8 +66,37 @@ impl CheckInput {
 
 /// Sends one CheckLimit to `addr` (`host:port` or a URL).
 pub async fn check(addr: &str, input: &CheckInput) -> anyhow::Result<CheckLimitResponse> {
-    let mut client = RateLimiterClient::connect(endpoint(addr)).await?;
-    Ok(client.check_limit(input.to_request()).await?.into_inner())
+    let mut client = RateLimiterClient::new(connect(addr).await?);
+    let response = client.check_limit(input.to_request()).await;
+    Ok(response.map_err(refused)?.into_inner())
+}
+
+/// A channel to `addr`, or a plain sentence saying why there is none.
+pub async fn connect(addr: &str) -> anyhow::Result<Channel> {
+    let unreachable = |cause: &dyn std::error::Error| {
+        // The innermost cause says it best ("Connection refused ...");
+        // the layers above repeat "transport error: tcp connect error".
+        let mut innermost = cause;
+        while let Some(source) = innermost.source() {
+            innermost = source;
+        }
+        anyhow::anyhow!("cannot reach ratelimitd at {addr}: {innermost}")
+    };
+    Channel::from_shared(endpoint(addr))
+        .map_err(|error| unreachable(&error))?
+        .connect()
+        .await
+        .map_err(|error| unreachable(&error))
+}
+
+/// A call the service answered with an error, as a plain sentence.
+pub fn refused(status: tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::InvalidArgument => {
+            anyhow::anyhow!("the request is invalid: {}", status.message())
+        }
+        code => anyhow::anyhow!("ratelimitd answered {code:?}: {}", status.message()),
+    }
 }
 
 /// Asks `addr` for the counters `input` would touch (only `rule`'s, if
@@ -78,16 +106,16 @@ pub async fn inspect(
     input: &CheckInput,
     rule: Option<&str>,
 ) -> anyhow::Result<CheckLimitResponse> {
-    let mut client = AdminClient::connect(endpoint(addr)).await?;
+    let mut client = AdminClient::new(connect(addr).await?);
     let request = InspectRequest {
         request: Some(input.to_request()),
         rule: rule.unwrap_or_default().to_string(),
     };
-    Ok(client.inspect(request).await?.into_inner())
+    Ok(client.inspect(request).await.map_err(refused)?.into_inner())
 }
 
 /// `http://` is added to a bare `host:port`.
-pub fn endpoint(addr: &str) -> String {
+fn endpoint(addr: &str) -> String {
     if addr.contains("://") {
         addr.to_string()
     } else {
@@ -95,32 +123,11 @@ pub fn endpoint(addr: &str) -> String {
     }
 }
 
-/// The response as one JSON object.
-pub fn to_json(response: &CheckLimitResponse) -> serde_json::Value {
-    let code = Code::try_from(response.code).unwrap_or(Code::Unspecified);
-    let statuses: Vec<_> = response
-        .statuses
-        .iter()
-        .map(|s| {
-            let algorithm = Algorithm::try_from(s.algorithm).unwrap_or(Algorithm::Unspecified);
-            json!({
-                "rule": s.rule, "limit_name": s.limit_name, "tier": s.tier,
-                "algorithm": algorithm.as_str_name(), "limit": s.limit, "window_ms": s.window_ms,
-                "remaining": s.remaining, "reset_after_ms": s.reset_after_ms,
-                "retry_after_ms": s.retry_after_ms, "over_limit": s.over_limit, "shadow": s.shadow,
-                "failure": s.failure().as_str_name(), "backend": s.backend,
-            })
-        })
-        .collect();
-    let headers: std::collections::BTreeMap<_, _> = response.headers.iter().collect();
-    json!({
-        "allowed": response.allowed,
-        "code": code.as_str_name(),
-        "shadowed": response.shadowed,
-        "degraded": response.degraded,
-        "statuses": statuses,
-        "headers": headers,
-    })
+/// The response in the protobuf JSON mapping, as grpcurl and `POST
+/// /v1/check` show it (lowerCamelCase, enums by name, 64-bit numbers as
+/// strings, defaults left out), indented.
+pub fn to_json(response: &CheckLimitResponse) -> String {
+    serde_json::to_string_pretty(response).expect("a response always serializes")
 }
 
 /// The response for people.
@@ -171,9 +178,7 @@ pub fn to_text(response: &CheckLimitResponse) -> String {
             ));
         }
     }
-    let mut headers: Vec<_> = response.headers.iter().collect();
-    headers.sort();
-    for (name, value) in headers {
+    for (name, value) in &response.headers {
         text.push_str(&format!("  {name}: {value}\n"));
     }
     text

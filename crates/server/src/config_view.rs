@@ -3,7 +3,7 @@
 
 use crate::config::redis_options;
 use crate::decider::Decider;
-use ratelimitd_policy::{BackendKind, LimitSpec};
+use ratelimitd_policy::{Algorithm, BackendKind, LimitSpec};
 use serde_json::{json, Value};
 
 /// What is in force now.
@@ -30,7 +30,7 @@ pub fn running_config(decider: &Decider) -> Value {
         "origin": loaded.origin,
         "settings": {
             "shadow_mode": policy.settings.shadow_mode,
-            "deny_unmatched": policy.settings.deny_unmatched,
+            "on_no_match": if policy.settings.deny_unmatched { "deny" } else { "allow" },
             "failure_policy": policy.settings.failure_policy.as_str(),
             "local_replicas": policy.settings.local_replicas,
             "trusted_proxies": policy.settings.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -63,13 +63,25 @@ pub fn running_config(decider: &Decider) -> Value {
     })
 }
 
+/// A limit in the configuration file's words, with only the parameters its
+/// algorithm takes.
 fn limit_json(spec: &LimitSpec) -> Value {
-    json!({
+    let mut limit = json!({
         "path": spec.path,
         "name": spec.name,
         "rate": spec.rate.to_string(),
-        "algorithm": format!("{:?}", spec.algorithm),
-        "burst": spec.burst,
-        "count_denied": spec.count_denied,
-    })
+        "algorithm": spec.algorithm.as_str(),
+    });
+    match spec.algorithm {
+        Algorithm::TokenBucket => {
+            limit["burst"] = spec.burst.into();
+            limit["initial_tokens"] = spec.initial_tokens.into();
+        }
+        Algorithm::Gcra => limit["burst"] = spec.burst.into(),
+        Algorithm::FixedWindow | Algorithm::SlidingWindow => {
+            limit["count_denied"] = spec.count_denied.into();
+        }
+        Algorithm::SlidingLog => {}
+    }
+    limit
 }

@@ -114,8 +114,7 @@ pub fn to_check_limit(request: &CheckRequest, settings: &Settings) -> CheckLimit
 
 /// The ext_authz answer for a decision.
 pub fn to_check_response(decision: &CheckLimitResponse) -> CheckResponse {
-    let mut headers: Vec<(&String, &String)> = decision.headers.iter().collect();
-    headers.sort();
+    let headers = &decision.headers;
     let mut response = CheckResponse::default();
     if decision.allowed {
         let mut ok = OkHttpResponseBuilder::new();

@@ -167,7 +167,7 @@ pub async fn serve(
     decider_for_drain.start_draining();
     set_health(&health, false).await;
     tracing::info!(
-        drain_delay = ?shutdown.drain_delay,
+        drain_delay_ms = u64::try_from(shutdown.drain_delay.as_millis()).unwrap_or(u64::MAX),
         "shutdown requested: health is NOT_SERVING, still serving while draining"
     );
     tokio::select! {
@@ -181,7 +181,10 @@ pub async fn serve(
             Ok(result?)
         }
         Err(_) => {
-            tracing::warn!(grace = ?shutdown.grace, "in-flight calls still running after the grace period; stopping anyway");
+            tracing::warn!(
+                grace_ms = u64::try_from(shutdown.grace.as_millis()).unwrap_or(u64::MAX),
+                "in-flight calls still running after the grace period; stopping anyway"
+            );
             Ok(())
         }
     }

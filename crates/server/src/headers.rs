@@ -9,7 +9,7 @@
 
 use ratelimitd_proto::v1::limit_status::Failure;
 use ratelimitd_proto::v1::LimitStatus;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Header names, as sent.
 pub const LIMIT: &str = "X-RateLimit-Limit";
@@ -46,12 +46,12 @@ fn sf_string(text: &str) -> String {
 }
 
 /// The headers for `statuses` decided at `now_ms` (Unix milliseconds).
-pub fn rate_limit_headers(statuses: &[LimitStatus], now_ms: u64) -> HashMap<String, String> {
+pub fn rate_limit_headers(statuses: &[LimitStatus], now_ms: u64) -> BTreeMap<String, String> {
     let enforced: Vec<&LimitStatus> = statuses
         .iter()
         .filter(|s| !s.shadow && matches!(s.failure(), Failure::None | Failure::Local))
         .collect();
-    let mut headers = HashMap::new();
+    let mut headers = BTreeMap::new();
     // The limit the client runs into first: a denying one (the longest wait),
     // else the one with the least remaining.
     let Some(tightest) = enforced.iter().copied().min_by_key(|s| {

@@ -2,32 +2,31 @@
 //! and, in detail, its `ratelimit.v1.Admin` for every backend's breaker
 //! state, latency and last error.
 
-use crate::check::endpoint;
+use crate::check::{connect, refused};
 use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::{BackendsRequest, BackendsResponse};
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 /// The serving status of `service` (`""`: the whole server) at `addr`.
 pub async fn probe(addr: &str, service: &str) -> anyhow::Result<ServingStatus> {
-    let channel = Channel::from_shared(endpoint(addr))?.connect().await?;
-    let response = HealthClient::new(channel)
+    let response = HealthClient::new(connect(addr).await?)
         .check(HealthCheckRequest {
             service: service.to_string(),
         })
-        .await?
+        .await
+        .map_err(refused)?
         .into_inner();
     Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
 }
 
 /// Every backend's status from the service's Admin API.
 pub async fn backends(addr: &str) -> anyhow::Result<BackendsResponse> {
-    let channel = Channel::from_shared(endpoint(addr))?.connect().await?;
-    Ok(AdminClient::new(channel)
+    Ok(AdminClient::new(connect(addr).await?)
         .backends(BackendsRequest {})
-        .await?
+        .await
+        .map_err(refused)?
         .into_inner())
 }
 
@@ -62,19 +61,10 @@ pub fn backends_text(response: &BackendsResponse) -> String {
     text
 }
 
-/// The backends as JSON values.
-pub fn backends_json(response: &BackendsResponse) -> serde_json::Value {
-    serde_json::Value::Array(
-        response
-            .backends
-            .iter()
-            .map(|b| {
-                serde_json::json!({
-                    "name": b.name, "kind": b.kind, "usable": b.usable, "breaker": b.breaker,
-                    "transitions": b.transitions, "last_latency_us": b.last_latency_us,
-                    "retry_in_ms": b.retry_in_ms, "last_error": b.last_error, "members": b.members,
-                })
-            })
-            .collect(),
-    )
+/// The status and the backends as one protobuf JSON object
+/// (`BackendsResponse`'s fields, plus `status`).
+pub fn to_json(status: ServingStatus, response: &BackendsResponse) -> String {
+    let mut object = serde_json::to_value(response).expect("a response always serializes");
+    object["status"] = status.as_str_name().into();
+    serde_json::to_string_pretty(&object).expect("a JSON value always serializes")
 }

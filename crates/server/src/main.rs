@@ -475,14 +475,7 @@ async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
         None
     };
     match (&backends, args.json) {
-        (Some(backends), true) => outln!(
-            "{}",
-            serde_json::json!({
-                "status": status.as_str_name(),
-                "serving": backends.serving,
-                "backends": health::backends_json(backends),
-            })
-        ),
+        (Some(backends), true) => outln!("{}", health::to_json(status, backends)),
         (Some(backends), false) => {
             outln!("{}", status.as_str_name());
             out!("{}", health::backends_text(backends));
