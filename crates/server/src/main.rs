@@ -75,8 +75,8 @@ enum Command {
 
 #[derive(Args)]
 struct HealthArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:8081")]
+    /// The service's gRPC address (`host:port` or a URL).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
     addr: String,
     /// The service to ask about; empty for the whole server.
     #[arg(long, default_value = "")]
@@ -137,8 +137,8 @@ struct InspectArgs {
 /// The request `check` and `inspect` send.
 #[derive(Args)]
 struct RequestArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:8081")]
+    /// The service's gRPC address (`host:port` or a URL).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
     addr: String,
     /// Policy domain.
     #[arg(long)]
@@ -200,8 +200,8 @@ enum ConfigCommand {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:8081")]
+    /// The service's gRPC address (`host:port` or a URL).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
     addr: String,
     /// Concurrent callers.
     #[arg(long, default_value_t = 64)]
