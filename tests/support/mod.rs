@@ -260,6 +260,11 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
+    status_and_body(&response)
+}
+
+/// A whole HTTP/1 response's status code and body.
+pub fn status_and_body(response: &str) -> (u16, String) {
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head
         .split_whitespace()

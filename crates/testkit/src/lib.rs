@@ -42,6 +42,8 @@ mod standalone;
 mod tls;
 
 pub use cluster::RedisCluster;
+pub use ports::free_port;
+pub use process::spawn_tied_to_this_process;
 pub use proxy::{FaultProxy, Mode};
 pub use sentinel::RedisSentinelSet;
 pub use standalone::{RedisOptions, RedisServer};
@@ -49,8 +51,9 @@ pub use tls::{TlsFiles, TlsRedis};
 
 use std::path::Path;
 
-/// The environment variable that turns a missing `redis-server` from a skip
-/// into a failure in [`require_redis`] (set it to `1` in CI).
+/// The environment variable that turns a missing `redis-server` (or another
+/// program a test needs, [`require_programs`]) from a skip into a failure in
+/// [`require_redis`] (set it to `1` in CI).
 pub const REQUIRE_REDIS_ENV: &str = "RATELIMITD_REQUIRE_REDIS";
 
 /// Whether `redis-server` and `redis-cli` are executable files on `PATH`.
@@ -71,12 +74,22 @@ pub fn redis_available() -> bool {
 /// # }
 /// ```
 pub fn require_redis() -> bool {
-    if redis_available() {
+    require_programs(
+        &["redis-server", "redis-cli"],
+        "redis-server/redis-cli not found on PATH \
+         (Debian/Ubuntu: apt-get install redis-server redis-tools)",
+    )
+}
+
+/// [`require_redis`] for any programs: `true` when every one of `programs`
+/// is on `PATH`; otherwise prints `hint` and returns `false` (skip), or
+/// panics with it when [`REQUIRE_REDIS_ENV`] asks for every tool the tests
+/// use (as CI does).
+pub fn require_programs(programs: &[&str], hint: &str) -> bool {
+    if programs.iter().all(|program| on_path(program)) {
         return true;
     }
     let required = std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-    let hint = "redis-server/redis-cli not found on PATH \
-                (Debian/Ubuntu: apt-get install redis-server redis-tools)";
     if required {
         panic!("{hint}; {REQUIRE_REDIS_ENV} is set, so this is an error");
     }

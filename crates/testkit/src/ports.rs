@@ -15,7 +15,7 @@ pub(crate) const CLUSTER_BUS_OFFSET: u16 = 10000;
 /// port, close the listener). Never hands out the same port twice in one
 /// process, so parallel tests do not race each other for it; a race with
 /// another process is detected at startup and retried by the caller.
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     free_port_where(|_| true)
 }
 

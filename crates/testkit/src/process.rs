@@ -103,7 +103,7 @@ impl Drop for ServerProcess {
 /// That signal fires when the *thread* that forked the child exits, not the
 /// process, and test threads end with their test. So every child is forked
 /// by one spawner thread that lives as long as the process.
-fn spawn_tied_to_this_process(mut cmd: Command) -> io::Result<Child> {
+pub fn spawn_tied_to_this_process(mut cmd: Command) -> io::Result<Child> {
     type Request = (Command, mpsc::Sender<io::Result<Child>>);
     static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
