@@ -1,0 +1,140 @@
+//! Validation of `CheckLimitRequest`s (INVALID_ARGUMENT naming the field,
+//! caps from `settings.request`) and their view as policy [`Attributes`].
+
+use crate::api::fields::{check_count, check_length, invalid};
+use ratelimitd_policy::{Attributes, RequestCaps};
+use ratelimitd_proto::v1::CheckLimitRequest;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use tonic::Status;
+
+/// A request that passed validation.
+pub struct ValidRequest<'r> {
+    request: &'r CheckLimitRequest,
+    client_ip: Option<IpAddr>,
+    /// Headers by lower-case name (borrowed when already lower case).
+    headers: Cow<'r, HashMap<String, String>>,
+    /// Hits to consume (absent: 1).
+    pub cost: u64,
+}
+
+impl<'r> ValidRequest<'r> {
+    /// Validates `request` against `caps`.
+    pub fn new(request: &'r CheckLimitRequest, caps: &RequestCaps) -> Result<Self, Status> {
+        if request.domain.is_empty() {
+            return Err(invalid("domain", "must not be empty"));
+        }
+        check_length("domain", &request.domain, caps)?;
+        check_count(
+            "descriptors",
+            "entries",
+            request.descriptors.len(),
+            caps.max_descriptors,
+        )?;
+        for (index, entry) in request.descriptors.iter().enumerate() {
+            if entry.key.is_empty() {
+                return Err(invalid(
+                    &format!("descriptors[{index}].key"),
+                    "must not be empty",
+                ));
+            }
+            check_length(&format!("descriptors[{index}].key"), &entry.key, caps)?;
+            check_length(&format!("descriptors[{index}].value"), &entry.value, caps)?;
+        }
+        check_count(
+            "headers",
+            "headers",
+            request.headers.len(),
+            caps.max_headers,
+        )?;
+        for (name, value) in &request.headers {
+            if name.is_empty() {
+                return Err(invalid("headers", "a header name must not be empty"));
+            }
+            check_length(&format!("headers[{name:?}]"), name, caps)?;
+            check_length(&format!("headers[{name:?}]"), value, caps)?;
+        }
+        for (field, value) in [
+            ("user", &request.user),
+            ("api_key", &request.api_key),
+            ("method", &request.method),
+            ("path", &request.path),
+            ("client_ip", &request.client_ip),
+        ] {
+            check_length(field, value, caps)?;
+        }
+        let client_ip = match request.client_ip.as_str() {
+            "" => None,
+            text => Some(text.parse::<IpAddr>().map_err(|_| {
+                invalid(
+                    "client_ip",
+                    format!("{text:?} is not an IPv4 or IPv6 address"),
+                )
+            })?),
+        };
+        let cost = u64::from(request.cost.unwrap_or(1));
+        if cost > caps.max_cost {
+            return Err(invalid(
+                "cost",
+                format!("{cost} exceeds the maximum of {}", caps.max_cost),
+            ));
+        }
+        let headers = if request
+            .headers
+            .keys()
+            .any(|name| name.bytes().any(|b| b.is_ascii_uppercase()))
+        {
+            Cow::Owned(
+                request
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(&request.headers)
+        };
+        Ok(Self {
+            request,
+            client_ip,
+            headers,
+            cost,
+        })
+    }
+}
+
+fn present(value: &str) -> Option<&str> {
+    (!value.is_empty()).then_some(value)
+}
+
+impl Attributes for ValidRequest<'_> {
+    fn domain(&self) -> &str {
+        &self.request.domain
+    }
+    fn descriptor(&self, key: &str) -> Option<&str> {
+        self.request
+            .descriptors
+            .iter()
+            .find(|entry| entry.key == key)
+            .map(|entry| entry.value.as_str())
+    }
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+    fn user(&self) -> Option<&str> {
+        present(&self.request.user)
+    }
+    fn api_key(&self) -> Option<&str> {
+        present(&self.request.api_key)
+    }
+    fn method(&self) -> Option<&str> {
+        present(&self.request.method)
+    }
+    fn path(&self) -> Option<&str> {
+        present(&self.request.path)
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}

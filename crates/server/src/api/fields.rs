@@ -1,0 +1,36 @@
+//! Request validation shared by the protocol adapters: errors are
+//! `INVALID_ARGUMENT` with a message that starts with the field.
+
+use ratelimitd_policy::RequestCaps;
+use tonic::Status;
+
+/// `INVALID_ARGUMENT`: `field: problem`.
+pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {problem}"))
+}
+
+/// Refuses a value longer than the caps allow.
+pub fn check_length(field: &str, value: &str, caps: &RequestCaps) -> Result<(), Status> {
+    if value.len() > caps.max_value_bytes {
+        return Err(invalid(
+            field,
+            format!(
+                "{} bytes, at most {} allowed",
+                value.len(),
+                caps.max_value_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses more than `max` entries of a list.
+pub fn check_count(field: &str, what: &str, count: usize, max: usize) -> Result<(), Status> {
+    if count > max {
+        return Err(invalid(
+            field,
+            format!("{count} {what}, at most {max} allowed"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! The `ratelimitd` command line: clap definitions (this file) and one
+//! module per command. The client commands (`check`, `inspect`, `health`,
+//! `bench`) are gRPC clients of a running service; `serve` calls the
+//! library's composition root.
+
+/// Writes to stdout; a closed pipe (`ratelimitd bench | head -1`) is not an
+/// error worth a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod bench;
+mod check;
+mod client;
+mod health;
+mod serve;
+mod validate;
+
+use bench::BenchApi;
+use check::{key_value, CheckInput};
+use clap::{Args, Parser, Subcommand};
+use opentelemetry::metrics::Meter;
+use ratelimitd_policy::parse_duration;
+use ratelimitd_server::telemetry::LogFormat;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// ratelimitd: a rate-limit decision service.
+#[derive(Parser)]
+#[command(name = "ratelimitd", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    /// What to do.
+    pub command: Command,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ratelimitd=debug`.
+    #[arg(long, global = true, env = "RATELIMITD_LOG", default_value = "info")]
+    pub log: String,
+    /// Log lines for people (`text`) or one JSON object per line (`json`).
+    #[arg(
+        long,
+        global = true,
+        env = "RATELIMITD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Send one CheckLimit and print the decision (exit 0 allowed, 3 denied).
+    Check(CheckArgs),
+    /// Show the counters a request would touch without consuming anything
+    /// (exit 0 if one more hit would be allowed, 3 if not).
+    Inspect(InspectArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Load-test a running service with CheckLimit or ShouldRateLimit calls.
+    Bench(BenchArgs),
+    /// Ask a running service whether it is serving (exit 0 only if SERVING).
+    Health(HealthArgs),
+}
+
+#[derive(Args)]
+pub struct HealthArgs {
+    /// The service's gRPC address (`host:port` or a URL).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: String,
+    /// The service to ask about; empty for the whole server.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Also list every backend with its breaker state, latency and last error.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Print one JSON object (status and backends).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Policy file (.yaml, .yml or .toml); without it the built-in example runs.
+    #[arg(long, env = "RATELIMITD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A directory of envoyproxy/ratelimit YAML files served by
+    /// ShouldRateLimit (overrides the policy's `envoy.config_dir`).
+    #[arg(long, env = "RATELIMITD_ENVOY_CONFIG_DIR")]
+    pub envoy_config_dir: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "RATELIMITD_GRPC_ADDR", default_value = "0.0.0.0:8081")]
+    pub grpc_addr: SocketAddr,
+    /// Denial log events carry the raw counter key (IPs, users, API keys)
+    /// besides its hash.
+    #[arg(long, env = "RATELIMITD_LOG_RAW_KEYS")]
+    pub log_raw_keys: bool,
+    /// HTTP listen address (`GET /healthcheck`, `POST /json`).
+    #[arg(long, env = "RATELIMITD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Reload on SIGHUP only, not when the files change.
+    #[arg(long, env = "RATELIMITD_NO_WATCH")]
+    pub no_watch: bool,
+    /// After SIGTERM, keep serving this long with health NOT_SERVING.
+    #[arg(long, env = "RATELIMITD_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+    /// Then wait at most this long for in-flight calls.
+    #[arg(long, env = "RATELIMITD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Hits to consume (0 checks without consuming).
+    #[arg(long)]
+    pub cost: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Only this rule's limits.
+    #[arg(long)]
+    pub rule: Option<String>,
+}
+
+/// The request `check` and `inspect` send.
+#[derive(Args)]
+pub struct RequestArgs {
+    /// The service's gRPC address (`host:port` or a URL).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: String,
+    /// Policy domain.
+    #[arg(long)]
+    pub domain: String,
+    /// Descriptor entry `key=value`, repeatable, in order.
+    #[arg(long = "descriptor", value_parser = key_value)]
+    pub descriptors: Vec<(String, String)>,
+    /// Client IP.
+    #[arg(long, default_value = "")]
+    pub ip: String,
+    /// User.
+    #[arg(long, default_value = "")]
+    pub user: String,
+    /// API key.
+    #[arg(long, default_value = "")]
+    pub api_key: String,
+    /// HTTP method.
+    #[arg(long, default_value = "")]
+    pub method: String,
+    /// Request path.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Header `name=value`, repeatable.
+    #[arg(long = "header", value_parser = key_value)]
+    pub headers: Vec<(String, String)>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RequestArgs {
+    fn input(&self, cost: Option<u32>) -> CheckInput {
+        CheckInput {
+            domain: self.domain.clone(),
+            descriptors: self.descriptors.clone(),
+            client_ip: self.ip.clone(),
+            user: self.user.clone(),
+            api_key: self.api_key.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            cost,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Check a policy file and/or a directory of envoyproxy/ratelimit
+    /// files; print every error and exit non-zero if any.
+    Validate {
+        /// The policy file (.yaml, .yml or .toml).
+        file: Option<PathBuf>,
+        /// A directory of envoyproxy/ratelimit YAML files.
+        #[arg(long = "envoy", value_name = "DIR")]
+        envoy: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The service's gRPC address (`host:port` or a URL).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: String,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// HTTP/2 connections shared by the callers.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Measured duration.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: u64,
+    /// Domain of the requests.
+    #[arg(long, default_value = "partners")]
+    pub domain: String,
+    /// Descriptor key whose value varies over the keys.
+    #[arg(long, default_value = "tenant")]
+    pub descriptor: String,
+    /// The API to drive.
+    #[arg(long, value_enum, default_value = "check-limit")]
+    pub api: BenchApi,
+    /// Print only the JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `command`; `meter` records the service's metrics for OTLP.
+pub async fn run(command: Command, meter: Option<Meter>) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve::serve(args, meter).await,
+        Command::Check(args) => check::run_check(args).await,
+        Command::Inspect(args) => check::run_inspect(args).await,
+        Command::Config(ConfigCommand::Validate { file, envoy }) => {
+            Ok(validate::validate(file, envoy))
+        }
+        Command::Bench(args) => bench::run_bench(args).await,
+        Command::Health(args) => health::health(args).await,
+    }
+}

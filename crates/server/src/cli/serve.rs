@@ -1,0 +1,99 @@
+//! `ratelimitd serve`: the configuration loaded from the command line's
+//! sources, then the library's composition root, until SIGTERM or Ctrl-C.
+
+use super::ServeArgs;
+use anyhow::Context;
+use opentelemetry::metrics::Meter;
+use ratelimitd_engine::SystemClock;
+use ratelimitd_server::api::grpc::Shutdown;
+use ratelimitd_server::config::{Sources, EXAMPLE_POLICY_PATH};
+use ratelimitd_server::service::{self, ServiceOptions};
+use ratelimitd_server::telemetry::events::DenialEvents;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Serves until told to stop.
+pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<ExitCode> {
+    let sources = Sources {
+        policy_file: args.config.clone().or_else(example_policy_file),
+        envoy_dir_flag: args.envoy_config_dir.clone(),
+    };
+    let loaded = match sources.load() {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("ratelimitd: the configuration is invalid:\n{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let terminated = termination()?;
+    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
+    let options = ServiceOptions {
+        sources,
+        watch_files: !args.no_watch,
+        grpc_listener,
+        http_listener,
+        shutdown: Shutdown {
+            drain_delay: args.drain_delay,
+            grace: args.shutdown_grace,
+        },
+        clock: Arc::new(SystemClock),
+        meter,
+        events: DenialEvents {
+            raw_keys: args.log_raw_keys,
+        },
+    };
+    let service = match service::start(loaded, options).await {
+        Ok(service) => service,
+        Err(error) => {
+            eprintln!("ratelimitd: {error:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    service.run(terminated).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The repository's example policy, when `serve` runs from a clone without
+/// `--config` (the Quickstart): served from the file, so editing it
+/// reloads it. Elsewhere the built-in copy runs.
+fn example_policy_file() -> Option<PathBuf> {
+    let path = PathBuf::from(EXAMPLE_POLICY_PATH);
+    if !path.is_file() {
+        return None;
+    }
+    tracing::info!(
+        config = %path.display(),
+        "no --config given: serving the repository's example policy"
+    );
+    Some(path)
+}
+
+/// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives
+/// during startup drains instead of killing the process) and returns a
+/// future resolving on either.
+fn termination() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}

@@ -1,0 +1,160 @@
+//! The policy's specs turned into the engine's options: limits and their
+//! local share (`limit / local_replicas`, for the `local` failure policy),
+//! Redis, breaker and in-process store options. The one place a spec
+//! becomes an engine value; the engine checks ranges (`InvalidLimit`) and
+//! the errors are given back with the file, path and value of the spec.
+
+use ratelimitd_engine::{
+    BreakerOptions, Limit, MemoryStoreOptions, RedisOptions, RedisTls, RedisTopology, TimeSource,
+    WhenFull,
+};
+use ratelimitd_policy::{
+    Algorithm, BreakerSpec, ConfigError, ConfigErrors, LimitSpec, RedisSpec, RedisTopologySpec,
+    StoreSettings, Unit,
+};
+
+/// The engine's options for the Redis backend `name`.
+pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
+    let topology = match &spec.topology {
+        RedisTopologySpec::Standalone(url) => RedisTopology::Standalone { url: url.clone() },
+        RedisTopologySpec::Sentinel { service, addresses } => RedisTopology::Sentinel {
+            service: service.clone(),
+            sentinels: addresses.clone(),
+        },
+        RedisTopologySpec::Cluster(nodes) => RedisTopology::Cluster {
+            nodes: nodes.clone(),
+        },
+    };
+    RedisOptions {
+        username: spec.username.clone(),
+        password: spec.password.clone(),
+        pool_size: spec.pool_size,
+        command_timeout: spec.command_timeout,
+        connect_timeout: spec.connect_timeout,
+        key_prefix: spec.key_prefix.clone(),
+        time_source: if spec.redis_time {
+            TimeSource::Redis
+        } else {
+            TimeSource::Engine
+        },
+        tls: spec.tls.as_ref().map(|tls| RedisTls {
+            ca_file: tls.ca_file.as_ref().map(Into::into),
+            cert_file: tls.cert_file.as_ref().map(Into::into),
+            key_file: tls.key_file.as_ref().map(Into::into),
+        }),
+        ..RedisOptions::new(name, topology)
+    }
+}
+
+/// One engine limit per policy limit (given with the file declaring it),
+/// each divided by `divisor`; every limit the engine refuses is an error
+/// naming its file, path and rate.
+pub(crate) fn engine_limits<'a>(
+    specs: impl Iterator<Item = (&'a str, &'a LimitSpec)>,
+    divisor: u64,
+) -> Result<Vec<Limit>, ConfigErrors> {
+    let mut errors = Vec::new();
+    let limits = specs
+        .filter_map(|(origin, spec)| {
+            engine_limit(&divided(spec, divisor))
+                .map_err(|message| {
+                    errors.push(ConfigError {
+                        file: origin.to_string(),
+                        path: spec.path.clone(),
+                        value: Some(spec.rate.to_string()),
+                        message,
+                    })
+                })
+                .ok()
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(limits)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// `spec` with its rate, burst and initial tokens divided by `divisor`
+/// (rounded up, so a positive limit stays positive).
+fn divided(spec: &LimitSpec, divisor: u64) -> LimitSpec {
+    let share = |n: u64| n.div_ceil(divisor);
+    let mut divided = spec.clone();
+    divided.rate.count = share(spec.rate.count);
+    divided.burst = share(spec.burst);
+    divided.initial_tokens = share(spec.initial_tokens).min(divided.burst);
+    divided
+}
+
+/// The engine limit a policy limit describes. A rate of 0 blocks whatever
+/// the algorithm.
+fn engine_limit(spec: &LimitSpec) -> Result<Limit, String> {
+    let (count, period) = (spec.rate.count, spec.rate.period);
+    let limit = match spec.algorithm {
+        _ if count == 0 => Limit::fixed_window(0, period),
+        Algorithm::FixedWindow => Limit::fixed_window(count, period),
+        Algorithm::SlidingWindow => Limit::sliding_window(count, period),
+        Algorithm::SlidingLog => Limit::sliding_log(count, period),
+        Algorithm::TokenBucket => {
+            Limit::token_bucket(count, period, spec.burst, spec.initial_tokens)
+        }
+        Algorithm::Gcra => Limit::gcra(count, period, spec.burst),
+    }
+    .map_err(|error| error.0)?;
+    if spec.count_denied {
+        limit.counting_denied().map_err(|error| error.0)
+    } else {
+        Ok(limit)
+    }
+}
+
+/// The options of the in-process backend `name`, sized by `store:`.
+pub fn memory_store_options(name: &str, store: &StoreSettings) -> MemoryStoreOptions {
+    MemoryStoreOptions {
+        name: name.into(),
+        max_keys: store.max_keys,
+        when_full: if store.deny_when_full {
+            WhenFull::Deny
+        } else {
+            WhenFull::Allow
+        },
+    }
+}
+
+/// The engine's options for a Redis backend's breaker.
+pub fn breaker_options(spec: &BreakerSpec) -> BreakerOptions {
+    BreakerOptions {
+        failure_threshold: spec.failure_threshold,
+        failure_window: spec.failure_window,
+        recovery_timeout: spec.recovery_timeout,
+        max_recovery_timeout: spec.max_recovery_timeout,
+        half_open_max_calls: spec.half_open_max_calls,
+    }
+}
+
+/// The limit of an envoyproxy/ratelimit request's own `limit` override and
+/// its local share: a fixed window that counts every hit, as the reference
+/// service does. The error is the engine's reason.
+pub fn override_limits(
+    requests_per_unit: u32,
+    unit: Unit,
+    local_replicas: u64,
+) -> Result<(Limit, Limit), String> {
+    let spec = LimitSpec {
+        id: 0,
+        name: String::new(),
+        rate: ratelimitd_policy::Rate {
+            count: u64::from(requests_per_unit),
+            period: unit.duration(),
+        },
+        algorithm: Algorithm::FixedWindow,
+        burst: u64::from(requests_per_unit),
+        initial_tokens: u64::from(requests_per_unit),
+        count_denied: true,
+        path: String::new(),
+    };
+    Ok((
+        engine_limit(&spec)?,
+        engine_limit(&divided(&spec, local_replicas))?,
+    ))
+}

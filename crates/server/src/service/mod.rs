@@ -1,0 +1,122 @@
+//! The composition root: [`start`] puts a loaded configuration to work —
+//! the metrics, the backends (with their sweepers), the state, the
+//! reloader, the OTLP observers and both listeners — and [`Service::run`]
+//! serves until asked to stop, then drains. `main` parses the command line
+//! and calls these; the tests call the same (with a manual clock).
+
+pub mod reload;
+
+use crate::api::grpc::{self, Shutdown};
+use crate::api::http;
+use crate::backends;
+use crate::config::{Loaded, Sources};
+use crate::state::ServiceState;
+use crate::telemetry::events::DenialEvents;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::otlp::{observe_backends, BackendObservers};
+use opentelemetry::metrics::Meter;
+use ratelimitd_engine::Clock;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Everything the service runs with besides its configuration.
+pub struct ServiceOptions {
+    /// Where the configuration came from, for reloads.
+    pub sources: Sources,
+    /// Reload when the files change (SIGHUP reloads either way).
+    pub watch_files: bool,
+    /// The gRPC port.
+    pub grpc_listener: TcpListener,
+    /// The HTTP port.
+    pub http_listener: TcpListener,
+    /// How to stop once asked to.
+    pub shutdown: Shutdown,
+    /// The time decisions are made at.
+    pub clock: Arc<dyn Clock>,
+    /// Where metrics are also recorded for OTLP export, if anywhere.
+    pub meter: Option<Meter>,
+    /// What denial events carry.
+    pub events: DenialEvents,
+}
+
+/// A started service.
+pub struct Service {
+    /// Its state (what tests and tools may look at).
+    pub state: Arc<ServiceState>,
+    /// Where its gRPC port listens.
+    pub grpc_addr: SocketAddr,
+    /// Where its HTTP port listens.
+    pub http_addr: SocketAddr,
+    grpc_listener: TcpListener,
+    shutdown: Shutdown,
+    http_stop: tokio::sync::oneshot::Sender<()>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    _observers: Option<BackendObservers>,
+}
+
+/// Starts serving `loaded` as `options` say: returns once both ports
+/// listen. Fails when a backend cannot be set up (a bad Redis URL or TLS
+/// file, naming the backend) or the file watcher cannot start.
+pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Service> {
+    crate::service::reload::log_warnings(&loaded.warnings);
+    let metrics = Arc::new(Metrics::new(options.meter.as_ref()));
+    let backends =
+        Arc::new(backends::connect(&loaded.policy, options.clock.clone(), metrics.clone()).await?);
+    metrics.config_load(true);
+    for store in backends.memory_stores() {
+        store.spawn_sweeper(
+            options.clock.clone(),
+            loaded.policy.policy.store.sweep_interval,
+        );
+    }
+    let observers = options
+        .meter
+        .as_ref()
+        .map(|meter| observe_backends(meter, &backends));
+    let state = Arc::new(ServiceState::new(
+        &loaded,
+        backends,
+        metrics,
+        options.events,
+    ));
+    let grpc_addr = options.grpc_listener.local_addr()?;
+    let http_addr = options.http_listener.local_addr()?;
+    tracing::info!(
+        %grpc_addr,
+        %http_addr,
+        config = %loaded.policy.origin,
+        rules = loaded.policy.policy.rules().len(),
+        envoy_config = loaded.envoy.as_ref().map_or("none", |e| e.origin.as_str()),
+        envoy_domains = loaded.envoy.as_ref().map_or(0, |e| e.config.files().len()),
+        "ratelimitd serving"
+    );
+    reload::spawn_reloader(state.clone(), options.sources, options.watch_files)?;
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(options.http_listener, state.clone(), async {
+        http_stopped.await.ok();
+    }));
+    Ok(Service {
+        state,
+        grpc_addr,
+        http_addr,
+        grpc_listener: options.grpc_listener,
+        shutdown: options.shutdown,
+        http_stop,
+        http,
+        _observers: observers,
+    })
+}
+
+impl Service {
+    /// Serves until `stop` resolves, then drains (health NOT_SERVING, still
+    /// answering for the drain delay, then in-flight calls finish within
+    /// the grace period) and stops both ports.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let served = grpc::serve(self.grpc_listener, self.state, stop, self.shutdown).await;
+        let _ = self.http_stop.send(());
+        let _ = self.http.await;
+        served
+    }
+}
