@@ -321,18 +321,13 @@ impl RedisStore {
         checks: &[Check<'_>],
         now: u64,
     ) -> Result<(bool, Vec<Outcome>), StoreError> {
-        let mut args = Vec::with_capacity(1 + 10 * members.len());
+        let mut args = Vec::with_capacity(1 + CHECK_ARGS.len() * members.len());
         args.push(match self.options.time_source {
             TimeSource::Engine => now.to_string(),
             TimeSource::Redis => "redis".to_string(),
         });
         for &member in members {
-            let check = &checks[firsts[member].1];
-            args.extend(check.limit.script_parameters().iter().map(u64::to_string));
-            args.push(check.cost.to_string());
-            args.push(check.needed().to_string());
-            args.push(u8::from(check.enforced).to_string());
-            args.push(u8::from(check.limit.counts_denied()).to_string());
+            args.extend(check_args(&checks[firsts[member].1]));
         }
         let group_keys = members.iter().map(|&m| keys[m].clone()).collect();
         let reply = self.call(group_keys, args).await.map_err(|e| StoreError {
@@ -344,6 +339,40 @@ impl RedisStore {
             message: format!("unexpected script reply {reply:?}"),
         })
     }
+}
+
+/// What `decide.lua` reads of each check, in order: the limit's six
+/// script parameters, the cost, the hits that must fit, and two flags. The
+/// script's argument layout must match this (a test ties them).
+const CHECK_ARGS: [&str; 10] = [
+    "algorithm",
+    "capacity",
+    "period",
+    "a",
+    "b",
+    "c",
+    "cost",
+    "needed",
+    "enforced",
+    "count_denied",
+];
+
+/// One check's arguments, laid out as [`CHECK_ARGS`] says.
+fn check_args(check: &Check<'_>) -> [String; CHECK_ARGS.len()] {
+    let [algorithm, capacity, period, a, b, c] = check.limit.script_parameters();
+    [
+        algorithm,
+        capacity,
+        period,
+        a,
+        b,
+        c,
+        check.cost,
+        check.needed(),
+        u64::from(check.enforced),
+        u64::from(check.limit.counts_denied()),
+    ]
+    .map(|value| value.to_string())
 }
 
 impl RedisTopology {
@@ -450,6 +479,37 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The script reads each check's arguments where `check_args` writes
+    /// them: `name = ...ARGV[at + offset]...`, `at` advancing by the count.
+    #[test]
+    fn the_script_reads_each_argument_where_it_is_written() {
+        let stride = format!("local at = 2 + (i - 1) * {}", CHECK_ARGS.len());
+        assert!(
+            SCRIPT.contains(&stride),
+            "the script's stride is not {stride:?}"
+        );
+        for (offset, name) in CHECK_ARGS.iter().enumerate() {
+            let read = SCRIPT.lines().any(|line| {
+                line.trim_start().starts_with(&format!("{name} = "))
+                    && line.contains(&format!("ARGV[at + {offset}]"))
+                    || offset == 0 && line.contains(&format!("{name} = tonumber(ARGV[at])"))
+            });
+            assert!(read, "the script does not read `{name}` at offset {offset}");
+        }
+        let limit = crate::Limit::gcra(10, std::time::Duration::from_secs(1), 4).unwrap();
+        let check = Check {
+            key: "k",
+            limit: &limit,
+            cost: 3,
+            enforced: false,
+            probe: crate::Probe::Count,
+        };
+        assert_eq!(
+            check_args(&check),
+            ["5", "4", "1000000", "100000", "0", "0", "3", "3", "0", "0"]
+        );
+    }
 
     #[test]
     fn urls_are_redacted_in_errors() {
