@@ -25,7 +25,7 @@ static SERVICE: LazyLock<(tokio::runtime::Runtime, TestServer)> = LazyLock::new(
     (runtime, server)
 });
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 12] = [
     "domain",
     "descriptors",
     "client_ip",
@@ -36,6 +36,8 @@ const FIELDS: [&str; 10] = [
     "headers",
     "cost",
     "descriptors[",
+    "peer_ip",
+    "forwarded_for",
 ];
 
 fn text() -> impl Strategy<Value = String> {
@@ -55,11 +57,19 @@ fn request() -> impl Strategy<Value = CheckLimitRequest> {
         text(),
         prop::collection::vec((text(), text()), 0..70),
         (text(), text(), text(), text(), text()),
+        (text(), text()),
         prop::collection::vec((text(), text()), 0..4),
         prop::option::of(prop_oneof![Just(0u32), Just(1), 0u32..5, any::<u32>()]),
     )
         .prop_map(
-            |(domain, descriptors, (client_ip, user, api_key, method, path), headers, cost)| {
+            |(
+                domain,
+                descriptors,
+                (client_ip, user, api_key, method, path),
+                (peer_ip, forwarded_for),
+                headers,
+                cost,
+            )| {
                 CheckLimitRequest {
                     domain,
                     descriptors: descriptors
@@ -73,6 +83,9 @@ fn request() -> impl Strategy<Value = CheckLimitRequest> {
                     path,
                     headers: headers.into_iter().collect(),
                     cost,
+                    peer_ip,
+                    forwarded_for,
+                    ..CheckLimitRequest::default()
                 }
             },
         )

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod check_limit;
+mod client_ip;
 mod config_view;
 pub mod ext_authz;
 mod fields;

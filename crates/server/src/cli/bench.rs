@@ -2,7 +2,6 @@
 //! ShouldRateLimit, reporting throughput and latency percentiles
 //! (hdrhistogram).
 
-use super::check::CheckInput;
 use super::client::connect;
 use super::BenchArgs;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
@@ -12,6 +11,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::R
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use hdrhistogram::Histogram;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
+use ratelimitd_proto::v1::{CheckLimitRequest, DescriptorEntry};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ pub enum BenchApi {
 
 /// One caller's client and reusable request.
 enum Caller {
-    Check(RateLimiterClient<Channel>, CheckInput),
+    Check(RateLimiterClient<Channel>, Box<CheckLimitRequest>),
     Rls(RateLimitServiceClient<Channel>, RateLimitRequest),
 }
 
@@ -37,11 +37,14 @@ impl Caller {
         match api {
             BenchApi::CheckLimit => Self::Check(
                 RateLimiterClient::new(channel),
-                CheckInput {
+                Box::new(CheckLimitRequest {
                     domain: plan.domain.clone(),
-                    descriptors: vec![(plan.descriptor.clone(), String::new())],
-                    ..CheckInput::default()
-                },
+                    descriptors: vec![DescriptorEntry {
+                        key: plan.descriptor.clone(),
+                        value: String::new(),
+                    }],
+                    ..CheckLimitRequest::default()
+                }),
             ),
             BenchApi::ShouldRateLimit => Self::Rls(
                 RateLimitServiceClient::new(channel),
@@ -64,9 +67,9 @@ impl Caller {
     /// allowed.
     async fn call(&mut self, value: String) -> Result<bool, tonic::Status> {
         match self {
-            Self::Check(client, input) => {
-                input.descriptors[0].1 = value;
-                let response = client.check_limit(input.to_request()).await?;
+            Self::Check(client, request) => {
+                request.descriptors[0].value = value;
+                let response = client.check_limit(*request.clone()).await?;
                 Ok(response.get_ref().allowed)
             }
             Self::Rls(client, request) => {

@@ -2,12 +2,12 @@
 //! the shell.
 
 use super::client::{connect, refused};
-use super::{CheckArgs, InspectArgs};
+use super::{CheckArgs, InspectArgs, RequestArgs};
 use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{
     check_limit_response::Code, limit_status::Failure, CheckLimitRequest, CheckLimitResponse,
-    DescriptorEntry, InspectRequest,
+    DeclaredLimit, DescriptorEntry, InspectRequest,
 };
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -19,70 +19,23 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
-/// What to ask.
-#[derive(Debug, Clone, Default)]
-pub struct CheckInput {
-    /// Policy domain.
-    pub domain: String,
-    /// Descriptor entries, in order.
-    pub descriptors: Vec<(String, String)>,
-    /// Client IP.
-    pub client_ip: String,
-    /// User.
-    pub user: String,
-    /// API key.
-    pub api_key: String,
-    /// Method.
-    pub method: String,
-    /// Path.
-    pub path: String,
-    /// Headers.
-    pub headers: Vec<(String, String)>,
-    /// Cost (absent: 1).
-    pub cost: Option<u32>,
-}
-
-impl CheckInput {
-    /// The gRPC request.
-    pub fn to_request(&self) -> CheckLimitRequest {
-        CheckLimitRequest {
-            domain: self.domain.clone(),
-            descriptors: self
-                .descriptors
-                .iter()
-                .map(|(key, value)| DescriptorEntry {
-                    key: key.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            client_ip: self.client_ip.clone(),
-            user: self.user.clone(),
-            api_key: self.api_key.clone(),
-            method: self.method.clone(),
-            path: self.path.clone(),
-            headers: self.headers.iter().cloned().collect::<HashMap<_, _>>(),
-            cost: self.cost,
-        }
-    }
-}
-
 /// Sends one CheckLimit to `addr` (`host:port` or a URL).
-pub async fn check(addr: &str, input: &CheckInput) -> anyhow::Result<CheckLimitResponse> {
+async fn check(addr: &str, request: CheckLimitRequest) -> anyhow::Result<CheckLimitResponse> {
     let mut client = RateLimiterClient::new(connect(addr).await?);
-    let response = client.check_limit(input.to_request()).await;
+    let response = client.check_limit(request).await;
     Ok(response.map_err(refused)?.into_inner())
 }
 
-/// Asks `addr` for the counters `input` would touch (only `rule`'s, if
+/// Asks `addr` for the counters `request` would touch (only `rule`'s, if
 /// given), consuming nothing.
-pub async fn inspect(
+async fn inspect(
     addr: &str,
-    input: &CheckInput,
+    request: CheckLimitRequest,
     rule: Option<&str>,
 ) -> anyhow::Result<CheckLimitResponse> {
     let mut client = AdminClient::new(connect(addr).await?);
     let request = InspectRequest {
-        request: Some(input.to_request()),
+        request: Some(request),
         rule: rule.unwrap_or_default().to_string(),
     };
     Ok(client.inspect(request).await.map_err(refused)?.into_inner())
@@ -91,12 +44,12 @@ pub async fn inspect(
 /// The response in the protobuf JSON mapping, as grpcurl and `POST
 /// /v1/check` show it (lowerCamelCase, enums by name, 64-bit numbers as
 /// strings, defaults left out), indented.
-pub fn to_json(response: &CheckLimitResponse) -> String {
+fn to_json(response: &CheckLimitResponse) -> String {
     serde_json::to_string_pretty(response).expect("a response always serializes")
 }
 
 /// The response for people.
-pub fn to_text(response: &CheckLimitResponse) -> String {
+fn to_text(response: &CheckLimitResponse) -> String {
     let verdict = match response.code() {
         Code::Ok => "ALLOWED",
         Code::Unavailable => "DENIED (backend unavailable, failing closed)",
@@ -149,16 +102,51 @@ pub fn to_text(response: &CheckLimitResponse) -> String {
     text
 }
 
+/// `ratelimitd check`.
 pub async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let input = args.request.input(args.cost);
-    let response = check(&args.request.addr, &input).await?;
+    let request = args.request.to_request(args.cost);
+    let response = check(&args.request.addr, request).await?;
     print_decision(&response, args.request.json)
 }
 
+/// `ratelimitd inspect`.
 pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let input = args.request.input(None);
-    let response = inspect(&args.request.addr, &input, args.rule.as_deref()).await?;
+    let request = args.request.to_request(None);
+    let response = inspect(&args.request.addr, request, args.rule.as_deref()).await?;
     print_decision(&response, args.request.json)
+}
+
+impl RequestArgs {
+    /// The CheckLimit request the options describe.
+    fn to_request(&self, cost: Option<u32>) -> CheckLimitRequest {
+        CheckLimitRequest {
+            domain: self.domain.clone(),
+            descriptors: self
+                .descriptors
+                .iter()
+                .map(|(key, value)| DescriptorEntry {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            client_ip: self.ip.clone(),
+            peer_ip: self.peer_ip.clone(),
+            forwarded_for: self.forwarded_for.clone(),
+            user: self.user.clone(),
+            api_key: self.api_key.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.iter().cloned().collect::<HashMap<_, _>>(),
+            cost,
+            limits: self.declared.clone(),
+        }
+    }
+}
+
+/// Parses `--declare`: a `DeclaredLimit` in its protobuf JSON form, as the
+/// HTTP API takes it.
+pub fn declared_limit(text: &str) -> Result<DeclaredLimit, String> {
+    serde_json::from_str(text).map_err(|error| format!("not a declared limit: {error}"))
 }
 
 /// Prints a decision; exit 0 when allowed, 3 when denied.

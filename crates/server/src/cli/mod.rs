@@ -28,10 +28,11 @@ mod serve;
 mod validate;
 
 use bench::BenchApi;
-use check::{key_value, CheckInput};
+use check::{declared_limit, key_value};
 use clap::{Args, Parser, Subcommand};
 use opentelemetry::metrics::Meter;
 use ratelimitd_policy::parse_duration;
+use ratelimitd_proto::v1::DeclaredLimit;
 use ratelimitd_server::telemetry::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -153,9 +154,16 @@ pub struct RequestArgs {
     /// Descriptor entry `key=value`, repeatable, in order.
     #[arg(long = "descriptor", value_parser = key_value)]
     pub descriptors: Vec<(String, String)>,
-    /// Client IP.
+    /// Client IP, already resolved.
     #[arg(long, default_value = "")]
     pub ip: String,
+    /// The address the app's socket saw, resolved with `--forwarded-for`
+    /// through the policy's trusted proxies (when `--ip` is not given).
+    #[arg(long, default_value = "")]
+    pub peer_ip: String,
+    /// The `X-Forwarded-For` header the app received.
+    #[arg(long, default_value = "")]
+    pub forwarded_for: String,
     /// User.
     #[arg(long, default_value = "")]
     pub user: String,
@@ -171,25 +179,14 @@ pub struct RequestArgs {
     /// Header `name=value`, repeatable.
     #[arg(long = "header", value_parser = key_value)]
     pub headers: Vec<(String, String)>,
+    /// A declared limit, as JSON: `{"name": "views.login", "key": ["ip"],
+    /// "rate": "10/m"}` (optional `algorithm`, `burst`, `initialTokens`,
+    /// `countDenied`, `shadow`); repeatable.
+    #[arg(long = "declare", value_parser = declared_limit)]
+    pub declared: Vec<DeclaredLimit>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-impl RequestArgs {
-    fn input(&self, cost: Option<u32>) -> CheckInput {
-        CheckInput {
-            domain: self.domain.clone(),
-            descriptors: self.descriptors.clone(),
-            client_ip: self.ip.clone(),
-            user: self.user.clone(),
-            api_key: self.api_key.clone(),
-            method: self.method.clone(),
-            path: self.path.clone(),
-            headers: self.headers.clone(),
-            cost,
-        }
-    }
 }
 
 #[derive(Subcommand)]

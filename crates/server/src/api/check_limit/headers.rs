@@ -45,13 +45,25 @@ fn sf_string(text: &str) -> String {
     quoted
 }
 
-/// The headers for `statuses` decided at `now_ms` (Unix milliseconds).
-pub fn rate_limit_headers(statuses: &[LimitStatus], now_ms: u64) -> BTreeMap<String, String> {
+/// What the caller is told about the limits: the headers, and the wait and
+/// reset of the limit they describe.
+#[derive(Debug, Default)]
+pub struct Description {
+    /// The headers to send.
+    pub headers: BTreeMap<String, String>,
+    /// Until a request of the same cost is admitted (what `Retry-After`
+    /// says, in milliseconds); 0 when allowed.
+    pub retry_after_ms: u64,
+    /// Until the most restrictive limit is fully replenished.
+    pub reset_after_ms: u64,
+}
+
+/// The description of `statuses` decided at `now_ms` (Unix milliseconds).
+pub fn describe(statuses: &[LimitStatus], now_ms: u64) -> Description {
     let enforced: Vec<&LimitStatus> = statuses
         .iter()
         .filter(|s| !s.shadow && matches!(s.failure(), Failure::None | Failure::Local))
         .collect();
-    let mut headers = BTreeMap::new();
     // The limit the client runs into first: a denying one (the longest wait),
     // else the one with the least remaining.
     let Some(tightest) = enforced.iter().copied().min_by_key(|s| {
@@ -61,21 +73,39 @@ pub fn rate_limit_headers(statuses: &[LimitStatus], now_ms: u64) -> BTreeMap<Str
             s.remaining,
         )
     }) else {
-        return headers;
+        return Description::default();
     };
+    let retry_after_ms = if tightest.over_limit {
+        tightest.retry_after_ms
+    } else {
+        0
+    };
+    Description {
+        headers: headers(&enforced, tightest, retry_after_ms, now_ms),
+        retry_after_ms,
+        reset_after_ms: tightest.reset_after_ms,
+    }
+}
+
+/// The headers describing `tightest` among the `enforced` limits.
+fn headers(
+    enforced: &[&LimitStatus],
+    tightest: &LimitStatus,
+    retry_after_ms: u64,
+    now_ms: u64,
+) -> BTreeMap<String, String> {
+    let mut headers = BTreeMap::new();
     headers.insert(LIMIT.into(), tightest.limit.to_string());
     headers.insert(REMAINING.into(), tightest.remaining.to_string());
     headers.insert(
         RESET.into(),
         ceil_seconds(now_ms + tightest.reset_after_ms).to_string(),
     );
-    if let Some(wait) = enforced
-        .iter()
-        .filter(|s| s.over_limit)
-        .map(|s| s.retry_after_ms)
-        .max()
-    {
-        headers.insert(RETRY_AFTER.into(), ceil_seconds(wait).max(1).to_string());
+    if tightest.over_limit {
+        headers.insert(
+            RETRY_AFTER.into(),
+            ceil_seconds(retry_after_ms).max(1).to_string(),
+        );
     }
     let name = |s: &LimitStatus| sf_string(&format!("{}.{}", s.rule, s.limit_name));
     let policy: Vec<String> = enforced
@@ -118,13 +148,18 @@ mod tests {
 
     #[test]
     fn allowed_reports_the_limit_with_least_remaining() {
-        let headers = rate_limit_headers(
+        let description = describe(
             &[
                 status("a", 100, 40, 30_000, 0),
                 status("b", 10, 3, 1_500, 0),
             ],
             1_700_000_000_000,
         );
+        assert_eq!(
+            (description.retry_after_ms, description.reset_after_ms),
+            (0, 1_500)
+        );
+        let headers = description.headers;
         assert_eq!(headers[LIMIT], "10");
         assert_eq!(headers[REMAINING], "3");
         assert_eq!(headers[RESET], "1700000002");
@@ -141,7 +176,7 @@ mod tests {
 
     #[test]
     fn denied_reports_the_longest_wait_rounded_up() {
-        let headers = rate_limit_headers(
+        let description = describe(
             &[
                 status("a", 10, 0, 5_000, 200),
                 status("b", 5, 0, 9_000, 8_001),
@@ -149,6 +184,11 @@ mod tests {
             ],
             0,
         );
+        assert_eq!(
+            (description.retry_after_ms, description.reset_after_ms),
+            (8_001, 9_000)
+        );
+        let headers = description.headers;
         assert_eq!(headers[LIMIT], "5");
         assert_eq!(headers[RETRY_AFTER], "9");
         assert_eq!(headers[RESET], "9");
@@ -158,8 +198,8 @@ mod tests {
     fn shadow_limits_and_no_limits_give_no_headers() {
         let mut shadow = status("a", 1, 0, 1_000, 1_000);
         shadow.shadow = true;
-        assert!(rate_limit_headers(&[shadow], 0).is_empty());
-        assert!(rate_limit_headers(&[], 0).is_empty());
+        assert!(describe(&[shadow], 0).headers.is_empty());
+        assert!(describe(&[], 0).headers.is_empty());
     }
 
     #[test]

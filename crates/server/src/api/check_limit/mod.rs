@@ -80,7 +80,7 @@ pub async fn check(
     budget: Option<Duration>,
     mode: Mode<'_>,
 ) -> Result<CheckLimitResponse, Status> {
-    let valid = ValidRequest::new(request, &loaded.policy.settings.caps)?;
+    let valid = ValidRequest::new(request, &loaded.policy.settings)?;
     let planned = match loaded.policy.plan(&valid) {
         Plan::NoMatch if loaded.policy.settings.deny_unmatched => {
             return Ok(respond::verdict(Code::OverLimit))

@@ -1,7 +1,7 @@
 //! The CheckLimit answer: the code, one `LimitStatus` per limit, and the
 //! HTTP headers; the decision core's vocabulary mapped onto the proto's.
 
-use super::headers::rate_limit_headers;
+use super::headers::describe;
 use crate::config::LoadedPolicy;
 use crate::decide::{Decided, DecidedBy, Decisions, Routed};
 use ratelimitd_policy::{Algorithm as PolicyAlgorithm, PlannedCheck};
@@ -44,7 +44,10 @@ pub(super) fn response(
     let mut response = verdict(code);
     response.shadowed = decisions.shadow_denied(routed);
     response.degraded = decisions.degraded();
-    response.headers = rate_limit_headers(&statuses, decisions.now / 1000);
+    let description = describe(&statuses, decisions.now / 1000);
+    response.headers = description.headers;
+    response.retry_after_ms = description.retry_after_ms;
+    response.reset_after_ms = description.reset_after_ms;
     response.statuses = statuses;
     response
 }

@@ -1,8 +1,11 @@
 //! Validation of `CheckLimitRequest`s (INVALID_ARGUMENT naming the field,
-//! caps from `settings.request`) and their view as policy [`Attributes`].
+//! caps from `settings.request`), the client's address resolved (`client_ip`,
+//! else `peer_ip` through `forwarded_for`), and their view as policy
+//! [`Attributes`].
 
+use crate::api::client_ip::client_ip;
 use crate::api::fields::{check_count, check_length, invalid};
-use ratelimitd_policy::{Attributes, RequestCaps};
+use ratelimitd_policy::{Attributes, Settings};
 use ratelimitd_proto::v1::CheckLimitRequest;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -20,8 +23,10 @@ pub struct ValidRequest<'r> {
 }
 
 impl<'r> ValidRequest<'r> {
-    /// Validates `request` against `caps`.
-    pub fn new(request: &'r CheckLimitRequest, caps: &RequestCaps) -> Result<Self, Status> {
+    /// Validates `request` against `settings` (its caps and trusted
+    /// proxies).
+    pub fn new(request: &'r CheckLimitRequest, settings: &Settings) -> Result<Self, Status> {
+        let caps = &settings.caps;
         if request.domain.is_empty() {
             return Err(invalid("domain", "must not be empty"));
         }
@@ -61,17 +66,20 @@ impl<'r> ValidRequest<'r> {
             ("method", &request.method),
             ("path", &request.path),
             ("client_ip", &request.client_ip),
+            ("peer_ip", &request.peer_ip),
+            ("forwarded_for", &request.forwarded_for),
         ] {
             check_length(field, value, caps)?;
         }
-        let client_ip = match request.client_ip.as_str() {
-            "" => None,
-            text => Some(text.parse::<IpAddr>().map_err(|_| {
-                invalid(
-                    "client_ip",
-                    format!("{text:?} is not an IPv4 or IPv6 address"),
-                )
-            })?),
+        // An address already resolved wins; else the peer, through the
+        // trusted proxies of its X-Forwarded-For.
+        let client_ip = match address("client_ip", &request.client_ip)? {
+            Some(ip) => Some(ip),
+            None => client_ip(
+                address("peer_ip", &request.peer_ip)?,
+                Some(&request.forwarded_for),
+                &settings.trusted_proxies,
+            ),
         };
         let cost = u64::from(request.cost.unwrap_or(1));
         if cost > caps.max_cost {
@@ -102,6 +110,16 @@ impl<'r> ValidRequest<'r> {
             cost,
         })
     }
+}
+
+/// The address in `field`, if any; an unparsable one is INVALID_ARGUMENT.
+fn address(field: &str, text: &str) -> Result<Option<IpAddr>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<IpAddr>()
+        .map(Some)
+        .map_err(|_| invalid(field, format!("{text:?} is not an IPv4 or IPv6 address")))
 }
 
 fn present(value: &str) -> Option<&str> {
