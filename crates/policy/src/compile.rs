@@ -1,6 +1,10 @@
 //! Validation and compilation of a [`Document`] into a [`Policy`]. Every
 //! problem is collected (not just the first) and names its path and value.
 
+use crate::backend::{
+    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, RedisSpec, RedisTopologySpec,
+    StoreSettings, TlsSpec,
+};
 use crate::condition::{Condition, Family};
 use crate::document::{
     Algorithm, BackendDoc, BreakerDoc, ConditionDoc, Document, EnvoyDoc, LimitDoc, NoMatchDoc,
@@ -9,12 +13,9 @@ use crate::document::{
 use crate::error::{ConfigError, ConfigErrors, Errors};
 use crate::key::{IpMasks, KeyPart, KeySource};
 use crate::pattern::Pattern;
-use crate::policy::{
-    BackendKind, BackendSpec, BreakerSpec, EnvoySettings, FailurePolicy, LimitId, LimitSet,
-    LimitSpec, Policy, RedisSpec, RedisTopologySpec, RequestCaps, ResponseHeaderNames, Rule,
-    Settings, StoreSettings, Tier, TlsSpec,
-};
+use crate::policy::{LimitId, LimitSet, LimitSpec, Policy, Rule, Tier};
 use crate::rate::{parse_duration, parse_rate};
+use crate::settings::{EnvoySettings, RequestCaps, ResponseHeaderNames, Settings};
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

@@ -398,8 +398,9 @@ pub struct DescriptorDoc {
     pub regex: Option<String>,
 }
 
-/// Picks `text` among `choices`, or says what the choices are.
-fn choose<T: Copy>(text: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
+/// Picks `text` among `choices`, or says what the choices are: every word
+/// of a closed list in the configuration is read, and refused, alike.
+pub(crate) fn choose<T: Copy>(text: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
     choices
         .iter()
         .find(|(name, _)| *name == text)

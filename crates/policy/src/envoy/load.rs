@@ -4,11 +4,12 @@
 
 use super::tree::{Action, Branch, EnvoyConfig, EnvoyLimit, Level, Node};
 use super::unit::Unit;
+use crate::backend::FailurePolicy;
 use crate::compile::failure_policy;
 use crate::document::Algorithm;
 use crate::error::{ConfigError, ConfigErrors, Errors};
 use crate::pattern::Pattern;
-use crate::policy::{FailurePolicy, LimitSpec};
+use crate::policy::LimitSpec;
 use crate::rate::{parse_duration, Rate};
 use std::collections::HashMap;
 use yaml_rust2::{Yaml, YamlLoader};
