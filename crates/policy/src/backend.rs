@@ -32,6 +32,36 @@ pub enum BackendKind {
     Failover(Vec<usize>),
 }
 
+/// A backend's `type:` as written; [`BackendKind`] is what it compiles to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BackendType {
+    Memory,
+    Redis,
+    Failover,
+}
+
+impl BackendType {
+    /// The name in files.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Failover => "failover",
+        }
+    }
+}
+
+impl FromStr for BackendType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Self::Memory, Self::Redis, Self::Failover]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| "a backend's type is `memory`, `redis` or `failover`".into())
+    }
+}
+
 /// What a rule does when its backend fails (an error, a timeout or an open
 /// breaker): availability against enforcement, chosen per rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,6 +143,26 @@ pub struct RedisSpec {
     pub tls: Option<TlsSpec>,
     /// Its circuit breaker.
     pub breaker: BreakerSpec,
+}
+
+/// A Redis backend's `time_source:`: whose clock decides, the service's
+/// (`engine`, the default) or Redis's `TIME` (`redis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeSource {
+    Engine,
+    Redis,
+}
+
+impl FromStr for TimeSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "engine" => Ok(Self::Engine),
+            "redis" => Ok(Self::Redis),
+            _ => Err("unknown time_source, expected one of: engine, redis".into()),
+        }
+    }
 }
 
 /// TLS files of a Redis backend (PEM), read when the service connects.

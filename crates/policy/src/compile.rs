@@ -2,8 +2,8 @@
 //! problem is collected (not just the first) and names its path and value.
 
 use crate::backend::{
-    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, RedisSpec, RedisTopologySpec,
-    StoreSettings, TlsSpec,
+    BackendKind, BackendSpec, BackendType, BreakerSpec, FailurePolicy, RedisSpec,
+    RedisTopologySpec, StoreSettings, TimeSource, TlsSpec,
 };
 use crate::condition::{Condition, Family};
 use crate::document::{
@@ -39,8 +39,7 @@ pub fn compile_partly(document: &Document, file: &str) -> (Policy, Vec<ConfigErr
         group_limits: HashMap::new(),
         families: HashMap::new(),
         default_algorithm: document.settings.default_algorithm,
-        default_failure_policy: failure_policy(&document.settings.failure_policy)
-            .unwrap_or_default(),
+        default_failure_policy: document.settings.failure_policy.parse().unwrap_or_default(),
     };
     let settings = compiler.settings(document);
     let store = compiler.store(document);
@@ -105,15 +104,6 @@ struct Compiler {
     default_failure_policy: FailurePolicy,
 }
 
-pub(crate) fn failure_policy(text: &str) -> Result<FailurePolicy, String> {
-    FailurePolicy::ALL
-        .into_iter()
-        .find(|policy| policy.as_str() == text)
-        .ok_or_else(|| {
-            format!("unknown failure_policy `{text}`, expected one of: open, closed, local")
-        })
-}
-
 impl Compiler {
     fn settings(&mut self, document: &Document) -> Settings {
         let s = &document.settings;
@@ -153,7 +143,7 @@ impl Compiler {
             .check(
                 "settings.failure_policy",
                 &s.failure_policy,
-                failure_policy(&s.failure_policy),
+                s.failure_policy.parse(),
             )
             .unwrap_or_default();
         if s.local_replicas == 0 {
@@ -247,27 +237,24 @@ impl Compiler {
             .enumerate()
             .map(|(i, doc)| {
                 let path = format!("backends[{i}]");
-                let kind = match doc.kind.as_str() {
-                    "memory" => {
-                        self.only_fields(&path, doc, "memory");
-                        BackendKind::Memory
+                let written = doc.kind.parse();
+                let kind = match self
+                    .errors
+                    .check(&format!("{path}.type"), &doc.kind, written)
+                {
+                    Some(kind) => {
+                        self.only_fields(&path, doc, kind);
+                        match kind {
+                            BackendType::Memory => BackendKind::Memory,
+                            BackendType::Redis => {
+                                BackendKind::Redis(Box::new(self.redis_backend(&path, doc)))
+                            }
+                            BackendType::Failover => {
+                                BackendKind::Failover(self.failover_members(&path, doc, docs))
+                            }
+                        }
                     }
-                    "redis" => {
-                        self.only_fields(&path, doc, "redis");
-                        BackendKind::Redis(Box::new(self.redis_backend(&path, doc)))
-                    }
-                    "failover" => {
-                        self.only_fields(&path, doc, "failover");
-                        BackendKind::Failover(self.failover_members(&path, doc, docs))
-                    }
-                    other => {
-                        self.errors.push(
-                            format!("{path}.type"),
-                            Some(other),
-                            "a backend's type is `memory`, `redis` or `failover`",
-                        );
-                        BackendKind::Memory
-                    }
+                    None => BackendKind::Memory,
                 };
                 BackendSpec {
                     name: doc.name.clone(),
@@ -279,25 +266,26 @@ impl Compiler {
 
     /// Reports every field given that belongs to another kind of backend
     /// than `kind`, naming the kind it belongs to.
-    fn only_fields(&mut self, path: &str, doc: &BackendDoc, kind: &str) {
+    fn only_fields(&mut self, path: &str, doc: &BackendDoc, kind: BackendType) {
+        use BackendType::{Failover, Memory, Redis};
         let given = [
-            ("url", "redis", doc.url.is_some()),
-            ("sentinel", "redis", doc.sentinel.is_some()),
-            ("cluster", "redis", doc.cluster.is_some()),
-            ("username", "redis", doc.username.is_some()),
-            ("password", "redis", doc.password.is_some()),
-            ("pool_size", "redis", doc.pool_size.is_some()),
-            ("command_timeout", "redis", doc.command_timeout.is_some()),
-            ("connect_timeout", "redis", doc.connect_timeout.is_some()),
-            ("key_prefix", "redis", doc.key_prefix.is_some()),
-            ("time_source", "redis", doc.time_source.is_some()),
-            ("tls", "redis", doc.tls.is_some()),
-            ("breaker", "redis", doc.breaker.is_some()),
-            ("members", "failover", !doc.members.is_empty()),
+            ("url", Redis, doc.url.is_some()),
+            ("sentinel", Redis, doc.sentinel.is_some()),
+            ("cluster", Redis, doc.cluster.is_some()),
+            ("username", Redis, doc.username.is_some()),
+            ("password", Redis, doc.password.is_some()),
+            ("pool_size", Redis, doc.pool_size.is_some()),
+            ("command_timeout", Redis, doc.command_timeout.is_some()),
+            ("connect_timeout", Redis, doc.connect_timeout.is_some()),
+            ("key_prefix", Redis, doc.key_prefix.is_some()),
+            ("time_source", Redis, doc.time_source.is_some()),
+            ("tls", Redis, doc.tls.is_some()),
+            ("breaker", Redis, doc.breaker.is_some()),
+            ("members", Failover, !doc.members.is_empty()),
         ];
         for (field, owner, present) in given {
             if present && owner != kind {
-                let hint = if kind == "memory" && owner == "redis" {
+                let hint = if kind == Memory && owner == Redis {
                     " (a memory backend is sized by `store:`)"
                 } else {
                     ""
@@ -305,7 +293,7 @@ impl Compiler {
                 self.errors.push(
                     format!("{path}.{field}"),
                     None,
-                    format!("applies to {owner} backends only{hint}"),
+                    format!("applies to {} backends only{hint}", owner.as_str()),
                 );
             }
         }
@@ -336,7 +324,7 @@ impl Compiler {
                             .push(member_path, Some(member), "no backend has this name");
                         None
                     }
-                    Some(index) if docs[index].kind == "failover" => {
+                    Some(index) if docs[index].kind.parse() == Ok(BackendType::Failover) => {
                         self.errors.push(
                             member_path,
                             Some(member),
@@ -407,18 +395,11 @@ impl Compiler {
                 "must not contain braces (Redis Cluster hash tags)",
             );
         }
-        let redis_time = match doc.time_source.as_deref() {
-            None | Some("engine") => false,
-            Some("redis") => true,
-            Some(other) => {
-                self.errors.push(
-                    format!("{path}.time_source"),
-                    Some(other),
-                    "unknown time_source, expected one of: engine, redis",
-                );
-                false
-            }
-        };
+        let time_source = doc.time_source.as_deref().and_then(|text| {
+            self.errors
+                .check(&format!("{path}.time_source"), text, text.parse())
+        });
+        let redis_time = time_source == Some(TimeSource::Redis);
         RedisSpec {
             topology,
             username: doc.username.clone(),
@@ -629,11 +610,7 @@ impl Compiler {
             None => self.default_failure_policy,
             Some(text) => self
                 .errors
-                .check(
-                    &format!("{path}.failure_policy"),
-                    text,
-                    failure_policy(text),
-                )
+                .check(&format!("{path}.failure_policy"), text, text.parse())
                 .unwrap_or_default(),
         };
         Rule {
@@ -682,7 +659,7 @@ impl Compiler {
             None => self.default_failure_policy,
             Some(text) => self
                 .errors
-                .check("envoy.failure_policy", text, failure_policy(text))
+                .check("envoy.failure_policy", text, text.parse())
                 .unwrap_or_default(),
         };
         let headers = &doc.response_headers;

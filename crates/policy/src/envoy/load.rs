@@ -5,7 +5,6 @@
 use super::tree::{Action, Branch, EnvoyConfig, EnvoyLimit, Level, Node};
 use super::unit::Unit;
 use crate::backend::FailurePolicy;
-use crate::compile::failure_policy;
 use crate::document::Algorithm;
 use crate::error::{ConfigError, ConfigErrors, Errors};
 use crate::pattern::Pattern;
@@ -248,7 +247,7 @@ impl FileReader<'_> {
         let failure_policy = self
             .string_field(&fields, path, "failure_policy")
             .and_then(|text| {
-                let parsed = failure_policy(&text);
+                let parsed = text.parse();
                 self.errors
                     .check(&join(path, "failure_policy"), &text, parsed)
             });
