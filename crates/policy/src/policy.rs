@@ -50,7 +50,7 @@ pub struct Rule {
     pub(crate) tiers: Vec<Tier>,
     /// Counter namespace: the group, or the rule itself.
     pub(crate) namespace: String,
-    /// Rules with the same family id compete (see [`Family`]).
+    /// Rules with the same family id compete (see [`Family`](crate::condition::Family)).
     pub(crate) family: usize,
     pub(crate) specificity: Vec<Specificity>,
 }
