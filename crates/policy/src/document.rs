@@ -1,5 +1,9 @@
 //! The configuration file as written: plain serde structs, every one closed
 //! to unknown keys. [`crate::compile`] validates and compiles it.
+//!
+//! One file on purpose, though over 450 lines: it is the file's schema in the
+//! file's order, each key with its default, and is read as a reference;
+//! split, a reader would have to reassemble it.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
