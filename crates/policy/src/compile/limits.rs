@@ -216,35 +216,33 @@ pub(super) struct LimitSource<'d> {
     unlimited: bool,
 }
 
+/// The limit fields of a rule or tier document: [`RuleDoc`] and [`TierDoc`]
+/// write their limits with the same fields, read here in one place.
+macro_rules! limit_source {
+    ($doc:expr) => {
+        LimitSource {
+            rate: $doc.rate.as_deref(),
+            beside_rate: BesideRate {
+                algorithm: $doc.algorithm,
+                burst: $doc.burst,
+                initial_tokens: $doc.initial_tokens,
+                count_denied: $doc.count_denied,
+            },
+            limits: &$doc.limits,
+            unlimited: $doc.unlimited,
+        }
+    };
+}
+
 impl<'d> LimitSource<'d> {
     /// A rule's own limits.
     pub(super) fn of_rule(doc: &'d RuleDoc) -> Self {
-        Self {
-            rate: doc.rate.as_deref(),
-            beside_rate: BesideRate {
-                algorithm: doc.algorithm,
-                burst: doc.burst,
-                initial_tokens: doc.initial_tokens,
-                count_denied: doc.count_denied,
-            },
-            limits: &doc.limits,
-            unlimited: doc.unlimited,
-        }
+        limit_source!(doc)
     }
 
     /// A tier's limits, written as a rule's are.
     pub(super) fn of_tier(doc: &'d TierDoc) -> Self {
-        Self {
-            rate: doc.rate.as_deref(),
-            beside_rate: BesideRate {
-                algorithm: doc.algorithm,
-                burst: doc.burst,
-                initial_tokens: doc.initial_tokens,
-                count_denied: doc.count_denied,
-            },
-            limits: &doc.limits,
-            unlimited: doc.unlimited,
-        }
+        limit_source!(doc)
     }
 }
 

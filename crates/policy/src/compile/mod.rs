@@ -104,6 +104,20 @@ struct Compiler {
     default_failure_policy: FailurePolicy,
 }
 
+impl Compiler {
+    /// The networks of a list (`settings.trusted_proxies`, a condition's
+    /// `client_ip`), each error at its entry's path.
+    fn networks(&mut self, path: &str, list: &[String]) -> Vec<IpNet> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, network)| {
+                self.errors
+                    .check(&format!("{path}[{i}]"), network, parse_network(network))
+            })
+            .collect()
+    }
+}
+
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address. IPv4-mapped
 /// IPv6 networks (`::ffff:10.0.0.0/104`) become the IPv4 networks they
 /// map, as client addresses are compared in their canonical form.

@@ -3,7 +3,7 @@
 //! backend and a failure policy as a rule does.
 
 use super::limits::LimitSource;
-use super::{parse_network, Compiler};
+use super::Compiler;
 use crate::backend::BackendSpec;
 use crate::condition::{Condition, Family};
 use crate::document::{ConditionDoc, EnvoyDoc, RuleDoc};
@@ -259,18 +259,7 @@ impl Compiler {
             .iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), Pattern::from_glob(value)))
             .collect();
-        let client_ip = doc
-            .client_ip
-            .iter()
-            .enumerate()
-            .filter_map(|(i, network)| {
-                self.errors.check(
-                    &format!("{path}.client_ip[{i}]"),
-                    network,
-                    parse_network(network),
-                )
-            })
-            .collect();
+        let client_ip = self.networks(&format!("{path}.client_ip"), &doc.client_ip);
         Condition {
             descriptors,
             path: path_pattern,

@@ -2,7 +2,7 @@
 //! (Redis topologies, breakers, TLS, failover chains), and the durations
 //! and addresses they are written with.
 
-use super::{parse_network, Compiler};
+use super::Compiler;
 use crate::backend::{
     BackendKind, BackendSpec, BackendType, BreakerSpec, RedisSpec, RedisTopologySpec,
     StoreSettings, TimeSource, TlsSpec,
@@ -61,18 +61,7 @@ impl Compiler {
             self.errors
                 .push("settings.local_replicas", Some("0"), "must be at least 1");
         }
-        let trusted_proxies = s
-            .trusted_proxies
-            .iter()
-            .enumerate()
-            .filter_map(|(i, network)| {
-                self.errors.check(
-                    &format!("settings.trusted_proxies[{i}]"),
-                    network,
-                    parse_network(network),
-                )
-            })
-            .collect();
+        let trusted_proxies = self.networks("settings.trusted_proxies", &s.trusted_proxies);
         if s.ext_authz_domain.is_empty() {
             self.errors
                 .push("settings.ext_authz_domain", Some(""), "must not be empty");
