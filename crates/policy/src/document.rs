@@ -1,5 +1,9 @@
 //! The configuration file as written: plain serde structs, every one closed
 //! to unknown keys. [`crate::compile`] validates and compiles it.
+//!
+//! One file on purpose, though over 450 lines: it is the file's schema in the
+//! file's order, each key with its default, and is read as a reference;
+//! split, a reader would have to reassemble it.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -398,8 +402,9 @@ pub struct DescriptorDoc {
     pub regex: Option<String>,
 }
 
-/// Picks `text` among `choices`, or says what the choices are.
-fn choose<T: Copy>(text: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
+/// Picks `text` among `choices`, or says what the choices are: every word
+/// of a closed list in the configuration is read, and refused, alike.
+pub(crate) fn choose<T: Copy>(text: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
     choices
         .iter()
         .find(|(name, _)| *name == text)

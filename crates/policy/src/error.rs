@@ -15,6 +15,20 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error about a file as a whole (it cannot be read, or is not YAML
+    /// or TOML at all): no path, no value. `?` and `.into()` turn it into
+    /// the one-element [`ConfigErrors`] a loader fails with.
+    pub fn whole_file(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            path: String::new(),
+            value: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
@@ -46,6 +60,13 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// One error is a list of one, so a loader can fail with `?` on it.
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        Self(vec![error])
+    }
+}
 
 /// Collects errors for one file while walking it.
 pub(crate) struct Errors {
@@ -115,4 +136,16 @@ pub fn sort_in_document_order(errors: &mut [ConfigError]) {
             .and_then(|index| index.parse::<usize>().ok());
         (rank, index)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_file_error_is_one_error_without_path_or_value() {
+        let errors: ConfigErrors = ConfigError::whole_file("conf.yaml", "permission denied").into();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.to_string(), "conf.yaml: permission denied");
+    }
 }

@@ -9,6 +9,7 @@
 //! 3. [`Policy::plan`] says which limits apply to a request, under which
 //!    counter keys.
 
+mod backend;
 mod compile;
 mod condition;
 mod document;
@@ -20,7 +21,12 @@ mod pattern;
 mod policy;
 mod rate;
 mod request;
+mod settings;
 
+pub use backend::{
+    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, RedisSpec, RedisTopologySpec,
+    StoreSettings, TlsSpec,
+};
 pub use compile::{compile, compile_partly};
 pub use condition::Condition;
 pub use document::*;
@@ -32,13 +38,10 @@ pub use error::{sort_in_document_order, ConfigError, ConfigErrors};
 pub use key::{IpMasks, KeyPart, KeySource};
 pub use load::{overrides_from, parse_document, Format, ParsedDocument, ENV_PREFIX};
 pub use pattern::{wildcard_match, Pattern, Specificity};
-pub use policy::{
-    BackendKind, BackendSpec, BreakerSpec, EnvoySettings, FailurePolicy, LimitId, LimitSpec, Plan,
-    PlannedCheck, Policy, RedisSpec, RedisTopologySpec, RequestCaps, ResponseHeaderNames, Rule,
-    Settings, StoreSettings, TlsSpec,
-};
+pub use policy::{LimitId, LimitSpec, Plan, PlannedCheck, Policy, Rule};
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};
+pub use settings::{EnvoySettings, RequestCaps, ResponseHeaderNames, Settings};
 
 /// Parses and compiles a configuration in one step, reporting every error.
 pub fn load(

@@ -96,14 +96,7 @@ pub fn parse_document(
         .add_source(File::from_str(text, file_format))
         .add_source(environment)
         .build()
-        .map_err(|error| {
-            ConfigErrors(vec![ConfigError {
-                file: origin.to_string(),
-                path: String::new(),
-                value: None,
-                message: error.to_string(),
-            }])
-        })?
+        .map_err(|error| ConfigError::whole_file(origin, error.to_string()))?
         .cache;
     let mut errors: Vec<ConfigError> = Vec::new();
     loop {

@@ -1,21 +1,23 @@
 //! The compiled policy and the planner: which limits, under which counter
 //! keys, apply to a request.
 
+use crate::backend::{BackendSpec, FailurePolicy, StoreSettings};
 use crate::condition::Condition;
 use crate::document::Algorithm;
-use crate::key::{counter_key, IpMasks, KeyPart};
+use crate::key::{counter_key, KeyPart};
 use crate::pattern::Specificity;
 use crate::rate::Rate;
 use crate::request::Attributes;
+use crate::settings::{EnvoySettings, Settings};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// A compiled, validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Service-wide settings.
     pub settings: Settings,
-    /// The in-process store's sizing.
+    /// The in-process store's sizing, for memory backends and the `local`
+    /// failure policy.
     pub store: StoreSettings,
     pub(crate) skip: Vec<Condition>,
     pub(crate) rules: Vec<Rule>,
@@ -29,194 +31,11 @@ pub struct Policy {
     pub envoy: EnvoySettings,
 }
 
-/// How envoyproxy/ratelimit files are served (`envoy:`).
-#[derive(Debug, Clone, Default)]
-pub struct EnvoySettings {
-    /// Their directory, as written (relative to the configuration file).
-    pub config_dir: Option<String>,
-    /// Index of the backend keeping their counters.
-    pub backend: usize,
-    /// What their descriptors do when it fails.
-    pub failure_policy: FailurePolicy,
-    /// `RateLimit-*` header names, when the headers are on.
-    pub response_headers: Option<ResponseHeaderNames>,
-}
-
-/// Names of the `RateLimit-*` headers of `ShouldRateLimit` responses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHeaderNames {
-    /// Limit.
-    pub limit: String,
-    /// Remaining.
-    pub remaining: String,
-    /// Reset, in seconds.
-    pub reset: String,
-}
-
-/// Where a backend's counters live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendSpec {
-    /// The backend's name.
-    pub name: String,
-    /// What it is.
-    pub kind: BackendKind,
-}
-
-/// The kinds of backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendKind {
-    /// The in-process store, sized by `store:`.
-    Memory,
-    /// Redis.
-    Redis(Box<RedisSpec>),
-    /// A failover chain over other backends (indices into
-    /// [`Policy::backends`]), first preferred.
-    Failover(Vec<usize>),
-}
-
-/// What a rule does when its backend fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FailurePolicy {
-    /// Allow, marking the response degraded.
-    #[default]
-    Open,
-    /// Deny with `UNAVAILABLE`.
-    Closed,
-    /// Decide in the in-process fallback store with the limits divided by
-    /// `settings.local_replicas`.
-    Local,
-}
-
-impl FailurePolicy {
-    /// Every failure policy.
-    pub const ALL: [Self; 3] = [Self::Open, Self::Closed, Self::Local];
-
-    /// The name in files: `open`, `closed` or `local`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-            Self::Local => "local",
-        }
-    }
-}
-
-/// A Redis backend's circuit breaker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerSpec {
-    /// Failures within `failure_window` that open it.
-    pub failure_threshold: u32,
-    /// The window failures are counted in.
-    pub failure_window: Duration,
-    /// First time open.
-    pub recovery_timeout: Duration,
-    /// Longest time open.
-    pub max_recovery_timeout: Duration,
-    /// Probes let through when half open.
-    pub half_open_max_calls: u32,
-}
-
-/// A Redis backend's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSpec {
-    /// Where Redis is.
-    pub topology: RedisTopologySpec,
-    /// ACL user.
-    pub username: Option<String>,
-    /// Password.
-    pub password: Option<String>,
-    /// Connections.
-    pub pool_size: usize,
-    /// Longest wait for one command.
-    pub command_timeout: Duration,
-    /// Longest wait for the first connection.
-    pub connect_timeout: Duration,
-    /// Prepended to every key.
-    pub key_prefix: String,
-    /// Decide with Redis's `TIME` rather than the service's clock.
-    pub redis_time: bool,
-    /// TLS, when given (a `rediss://` URL without it uses the system's roots).
-    pub tls: Option<TlsSpec>,
-    /// Its circuit breaker.
-    pub breaker: BreakerSpec,
-}
-
-/// TLS files of a Redis backend.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsSpec {
-    /// CA certificate(s) to trust; absent: the system's roots.
-    pub ca_file: Option<String>,
-    /// Client certificate.
-    pub cert_file: Option<String>,
-    /// Its private key.
-    pub key_file: Option<String>,
-}
-
-/// Where a Redis deployment is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTopologySpec {
-    /// `redis://` URL.
-    Standalone(String),
-    /// Sentinel service name and addresses.
-    Sentinel {
-        /// Service name.
-        service: String,
-        /// Sentinels, `host:port`.
-        addresses: Vec<String>,
-    },
-    /// Cluster seed nodes.
-    Cluster(Vec<String>),
-}
-
-/// Service-wide settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Every limit is in shadow mode.
-    pub shadow_mode: bool,
-    /// Deny requests that match no rule.
-    pub deny_unmatched: bool,
-    /// How client IPs are grouped in `ip` keys.
-    pub ip_masks: IpMasks,
-    /// Request size caps.
-    pub caps: RequestCaps,
-    /// What rules do by default when their backend fails.
-    pub failure_policy: FailurePolicy,
-    /// `local` fallback limits are divided by this.
-    pub local_replicas: u64,
-    /// Proxies whose `x-forwarded-for` is believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// The domain of ext_authz checks without a `domain` context extension.
-    pub ext_authz_domain: String,
-}
-
-/// Caps on request size, enforced before matching.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestCaps {
-    /// Most descriptor entries.
-    pub max_descriptors: usize,
-    /// Longest key or value in bytes.
-    pub max_value_bytes: usize,
-    /// Most headers.
-    pub max_headers: usize,
-    /// Largest cost.
-    pub max_cost: u64,
-}
-
-/// The in-process store's sizing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Most counters held at once.
-    pub max_keys: usize,
-    /// Deny (true) or allow untracked (false) hits on new keys when full.
-    pub deny_when_full: bool,
-    /// How often expired counters are reclaimed.
-    pub sweep_interval: Duration,
-}
-
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// The rule's name.
+    /// Unique among the rules: its counter namespace (unless grouped), and
+    /// the `rule` label of metrics.
     pub name: String,
     /// Count and report, never deny.
     pub shadow: bool,
@@ -231,7 +50,7 @@ pub struct Rule {
     pub(crate) tiers: Vec<Tier>,
     /// Counter namespace: the group, or the rule itself.
     pub(crate) namespace: String,
-    /// Rules with the same family id compete (see [`Family`]).
+    /// Rules with the same family id compete (see [`Family`](crate::condition::Family)).
     pub(crate) family: usize,
     pub(crate) specificity: Vec<Specificity>,
 }
@@ -254,16 +73,18 @@ pub(crate) struct Tier {
 /// Index of a limit in [`Policy::limits`].
 pub type LimitId = usize;
 
-/// One configured limit.
+/// One configured limit, as the engine will enforce it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitSpec {
     /// Index in [`Policy::limits`].
     pub id: LimitId,
-    /// Name within its rule.
+    /// Name within its rule (`default` for the `rate:` shorthand): part of
+    /// the counter key, and of metrics and errors.
     pub name: String,
     /// Hits per period; 0 blocks.
     pub rate: Rate,
-    /// The algorithm.
+    /// How hits are counted against the rate: the algorithms differ in how
+    /// bursty the admitted traffic may be, and in memory per key.
     pub algorithm: Algorithm,
     /// Token bucket capacity or GCRA burst (the rate's count unless set).
     pub burst: u64,
@@ -273,6 +94,25 @@ pub struct LimitSpec {
     pub count_denied: bool,
     /// Where it is declared, e.g. `rules[1].limits[0]`, for errors.
     pub path: String,
+}
+
+impl LimitSpec {
+    /// This limit's share on one of `replicas` replicas deciding alone: what
+    /// the `local` failure policy enforces in each replica's in-process
+    /// store while the shared backend is down, so that together the
+    /// replicas admit about the limit. The rate's count, the burst and the
+    /// initial tokens are divided rounding up, so a positive limit stays
+    /// positive (and a rate of 0 still blocks); the initial tokens stay
+    /// within the burst. `replicas` of 0 counts as 1 (the policy never
+    /// holds 0: `settings.local_replicas` is at least 1).
+    pub fn local_share(&self, replicas: u64) -> LimitSpec {
+        let share = |n: u64| n.div_ceil(replicas.max(1));
+        let mut local = self.clone();
+        local.rate.count = share(self.rate.count);
+        local.burst = share(self.burst);
+        local.initial_tokens = share(self.initial_tokens).min(local.burst);
+        local
+    }
 }
 
 /// What the policy says about one request.
@@ -290,13 +130,13 @@ pub enum Plan<'p> {
 /// One limit to check for a request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PlannedCheck<'p> {
-    /// The rule's name.
+    /// The rule that matched, for metrics, logs and responses.
     pub rule: &'p str,
     /// The tier whose limits apply, if not the rule's own.
     pub tier: Option<&'p str>,
-    /// The limit.
+    /// The limit to check the counter against.
     pub limit: &'p LimitSpec,
-    /// The counter identity.
+    /// The counter identity: requests with the same key share a count.
     pub key: String,
     /// Count and report, never deny.
     pub shadow: bool,
@@ -418,5 +258,67 @@ impl Policy {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn spec(count: u64, burst: u64, initial_tokens: u64) -> LimitSpec {
+        LimitSpec {
+            id: 3,
+            name: "default".into(),
+            rate: Rate {
+                count,
+                period: Duration::from_secs(60),
+            },
+            algorithm: Algorithm::TokenBucket,
+            burst,
+            initial_tokens,
+            count_denied: false,
+            path: "rules[0].rate".into(),
+        }
+    }
+
+    /// `(count, burst, initial tokens)` of a local share.
+    fn shared(spec: LimitSpec, replicas: u64) -> (u64, u64, u64) {
+        let local = spec.local_share(replicas);
+        (local.rate.count, local.burst, local.initial_tokens)
+    }
+
+    #[test]
+    fn a_local_share_divides_rounding_up_and_keeps_everything_else() {
+        let whole = spec(100, 30, 10);
+        let expected = LimitSpec {
+            rate: Rate {
+                count: 34,
+                ..whole.rate
+            },
+            burst: 10,
+            initial_tokens: 4,
+            ..whole.clone()
+        };
+        assert_eq!(whole.local_share(3), expected);
+    }
+
+    #[test]
+    fn a_positive_limit_stays_positive_and_zero_still_blocks() {
+        assert_eq!(shared(spec(1, 1, 1), 5), (1, 1, 1));
+        assert_eq!(shared(spec(0, 0, 0), 5), (0, 0, 0));
+    }
+
+    #[test]
+    fn initial_tokens_stay_within_the_divided_burst() {
+        assert_eq!(shared(spec(8, 3, 3), 4), (2, 1, 1));
+        // Even from a limit no file can declare (initial above the burst).
+        assert_eq!(shared(spec(8, 3, 5), 4), (2, 1, 1));
+    }
+
+    #[test]
+    fn one_replica_or_none_is_the_whole_limit() {
+        assert_eq!(spec(100, 30, 10).local_share(1), spec(100, 30, 10));
+        assert_eq!(spec(100, 30, 10).local_share(0), spec(100, 30, 10));
     }
 }

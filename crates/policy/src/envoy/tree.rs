@@ -2,9 +2,10 @@
 //! descriptor walks them.
 
 use super::unit::Unit;
+use crate::backend::FailurePolicy;
 use crate::key::push_field;
 use crate::pattern::Pattern;
-use crate::policy::{FailurePolicy, LimitSpec};
+use crate::policy::LimitSpec;
 use std::collections::HashMap;
 
 /// Validated envoyproxy/ratelimit configuration: one tree per domain.

@@ -1,9 +1,7 @@
 //! Breakers, deadlines and failover chains against real redis-server
 //! processes that are stalled (SIGSTOP), killed and restarted.
 
-mod common;
-
-use common::{check, decide_result, RUNTIME, SECOND};
+use crate::support::{check, decide_result, RUNTIME, SECOND};
 use ratelimitd_engine::{
     Breaker, BreakerOptions, BreakerState, FailoverStore, GuardedStore, Limit, ManualClock,
     MemoryStore, MemoryStoreOptions, RedisOptions, RedisStore, RedisTopology, Store,

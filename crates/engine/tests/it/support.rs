@@ -1,6 +1,6 @@
-//! What the Redis store tests share: a runtime to drive the async store from
-//! plain tests, generous timeouts, and blocking helpers.
-#![allow(dead_code)] // Each test binary uses part of it.
+//! What the engine's tests share: the time unit, and for the Redis store
+//! tests a runtime to drive the async store from plain tests, generous
+//! timeouts, and blocking helpers.
 
 use ratelimitd_engine::{
     Check, Decision, Limit, Probe, RedisOptions, RedisStore, RedisTopology, Store, StoreError,
@@ -8,6 +8,7 @@ use ratelimitd_engine::{
 use std::sync::LazyLock;
 use std::time::Duration;
 
+/// Engine time is in microseconds.
 pub const SECOND: u64 = 1_000_000;
 
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {

@@ -4,20 +4,15 @@
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
+use crate::support::{ping, SHORT};
 use ratelimitd_testkit::resp::{self, Value};
 use ratelimitd_testkit::{
     require_redis, RedisCluster, RedisOptions, RedisSentinelSet, RedisServer,
 };
 
-const SHORT: Duration = Duration::from_millis(300);
-
 fn process_exists(pid: u32) -> bool {
     // A reaped process has no /proc entry (a zombie would still have one).
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn ping(addr: &str) -> std::io::Result<Value> {
-    resp::command(addr, &["PING"], SHORT)
 }
 
 #[test]
@@ -108,7 +103,8 @@ fn servers_die_with_a_killed_test_process() {
     if !require_redis() {
         return;
     }
-    let name = "servers_die_with_a_killed_test_process";
+    // The test's name in this binary, as `--exact` wants it.
+    let name = "harness::servers_die_with_a_killed_test_process";
     if std::env::var_os(CHILD_ENV).is_some() {
         // The child: start a server, report it, and wait to be SIGKILLed.
         let redis = RedisServer::start();

@@ -403,6 +403,16 @@ fn our_extension_keys_out_of_place_are_errors_naming_where_they_belong() {
     );
 }
 
+/// A node's `failure_policy` takes the words, and gives the error, of the
+/// policy file's.
+#[test]
+fn a_descriptors_failure_policy_is_read_as_in_the_policy_file() {
+    assert_eq!(
+        one_error("domain: x\ndescriptors: [{key: a, failure_policy: maybe}]"),
+        "bad.yaml: descriptors[0].failure_policy: unknown failure_policy `maybe`, expected one of: open, closed, local (value: \"maybe\")"
+    );
+}
+
 #[test]
 fn values_may_be_numbers_and_zero_blocks() {
     let config = load(

@@ -3,9 +3,7 @@
 //! EVALSHA, a flushed script cache is reloaded on every master, and every key
 //! has a TTL; behind sentinels the store follows a failover to the new master.
 
-mod common;
-
-use common::{check, connect, decide, options, RUNTIME, SECOND};
+use crate::support::{check, connect, decide, options, RUNTIME, SECOND};
 use ratelimitd_engine::{
     Check, Decision, Limit, Probe, RedisOptions, RedisStore, RedisTopology, Store,
 };

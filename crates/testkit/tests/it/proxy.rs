@@ -4,11 +4,9 @@
 use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
-use ratelimitd_testkit::resp::{self, Connection, Value};
+use crate::support::{ping, SHORT};
+use ratelimitd_testkit::resp::{Connection, Value};
 use ratelimitd_testkit::{require_redis, FaultProxy, Mode, RedisServer};
-
-/// The connect, read and write timeout of every client here.
-const SHORT: Duration = Duration::from_millis(300);
 
 fn pong() -> Value {
     Value::Status("PONG".into())
@@ -16,10 +14,6 @@ fn pong() -> Value {
 
 fn connect(proxy: &FaultProxy) -> Connection {
     Connection::connect(&proxy.addr(), SHORT).expect("connect to the proxy")
-}
-
-fn ping(addr: &str) -> io::Result<Value> {
-    resp::command(addr, &["PING"], SHORT)
 }
 
 /// The error a client sees on a connection that was reset (or closed).

@@ -2,9 +2,7 @@
 //! the in-process store does, recovers from a flushed script cache, gives
 //! every key a TTL, takes one EVALSHA per request, and fails clearly.
 
-mod common;
-
-use common::{decide, RUNTIME, SECOND};
+use crate::support::{self, decide, RUNTIME, SECOND};
 use proptest::prelude::*;
 use ratelimitd_engine::{
     Check, Limit, MemoryStore, MemoryStoreOptions, Probe, RedisOptions, RedisStore, RedisTopology,
@@ -27,12 +25,12 @@ static CASE: AtomicU64 = AtomicU64::new(0);
 fn options(url: String, prefix: &str) -> RedisOptions {
     RedisOptions {
         key_prefix: prefix.to_string(),
-        ..common::options(RedisTopology::Standalone { url })
+        ..support::options(RedisTopology::Standalone { url })
     }
 }
 
 fn connect(url: String, prefix: &str) -> RedisStore {
-    common::connect(options(url, prefix))
+    support::connect(options(url, prefix))
 }
 
 fn limits() -> Vec<Limit> {
@@ -449,7 +447,7 @@ fn an_acl_user_authenticates_with_username_and_password() {
     };
     let store = with("ratelimitd", "acl-secret").unwrap_or_else(|e| panic!("{e}"));
     let limit = Limit::gcra(1, Duration::from_secs(10), 2).unwrap();
-    let check = [common::check("{acl}x", &limit)];
+    let check = [support::check("{acl}x", &limit)];
     assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 1);
     let error = with("ratelimitd", "nope")
         .err()

@@ -1,0 +1,7 @@
+//! The policy crate's integration tests, one binary (each `tests/*.rs` file
+//! would be a binary of its own, linking the crate again): configuration
+//! errors, envoyproxy/ratelimit files, and how requests are planned.
+
+mod config_errors;
+mod envoy_files;
+mod matching;
