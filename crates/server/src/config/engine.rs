@@ -47,7 +47,7 @@ pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
 }
 
 /// One engine limit per policy limit (given with the file declaring it),
-/// each divided by `divisor`; every limit the engine refuses is an error
+/// each its share of `divisor` replicas ([`LimitSpec::local_share`]); every limit the engine refuses is an error
 /// naming its file, path and rate.
 pub(crate) fn engine_limits<'a>(
     specs: impl Iterator<Item = (&'a str, &'a LimitSpec)>,
@@ -56,7 +56,7 @@ pub(crate) fn engine_limits<'a>(
     let mut errors = Vec::new();
     let limits = specs
         .filter_map(|(origin, spec)| {
-            engine_limit(&divided(spec, divisor))
+            engine_limit(&spec.local_share(divisor))
                 .map_err(|message| {
                     errors.push(ConfigError {
                         file: origin.to_string(),
@@ -73,17 +73,6 @@ pub(crate) fn engine_limits<'a>(
     } else {
         Err(ConfigErrors(errors))
     }
-}
-
-/// `spec` with its rate, burst and initial tokens divided by `divisor`
-/// (rounded up, so a positive limit stays positive).
-fn divided(spec: &LimitSpec, divisor: u64) -> LimitSpec {
-    let share = |n: u64| n.div_ceil(divisor);
-    let mut divided = spec.clone();
-    divided.rate.count = share(spec.rate.count);
-    divided.burst = share(spec.burst);
-    divided.initial_tokens = share(spec.initial_tokens).min(divided.burst);
-    divided
 }
 
 /// The engine limit a policy limit describes. A rate of 0 blocks whatever
@@ -155,6 +144,6 @@ pub fn override_limits(
     };
     Ok((
         engine_limit(&spec)?,
-        engine_limit(&divided(&spec, local_replicas))?,
+        engine_limit(&spec.local_share(local_replicas))?,
     ))
 }

@@ -49,14 +49,8 @@ impl LoadedPolicy {
     /// `RATELIMITD_*__*` environment overrides.
     pub fn from_file(path: &Path) -> Result<Self, ConfigErrors> {
         let origin = path.display().to_string();
-        let single = |message: String| {
-            ConfigErrors(vec![ConfigError {
-                file: origin.clone(),
-                path: String::new(),
-                value: None,
-                message,
-            }])
-        };
+        let single =
+            |message: String| ConfigErrors::from(ConfigError::whole_file(&origin, message));
         let format = Format::from_file_name(&origin)
             .ok_or_else(|| single("unknown file type: name it .yaml, .yml or .toml".to_string()))?;
         let text = std::fs::read_to_string(path)
@@ -163,14 +157,8 @@ impl LoadedEnvoy {
 /// The envoyproxy/ratelimit files of `dir`, as `(path, text)`, by name.
 fn read_envoy_dir(dir: &Path) -> Result<Vec<(String, String)>, ConfigErrors> {
     let origin = dir.display().to_string();
-    let failed = |file: String, message: String| {
-        ConfigErrors(vec![ConfigError {
-            file,
-            path: String::new(),
-            value: None,
-            message,
-        }])
-    };
+    let failed =
+        |file: String, message: String| ConfigErrors::from(ConfigError::whole_file(&file, message));
     let entries = std::fs::read_dir(dir).map_err(|error| {
         failed(
             origin.clone(),

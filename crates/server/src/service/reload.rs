@@ -31,12 +31,12 @@ fn validated_for(state: &ServiceState, sources: &Sources) -> Result<Loaded, Conf
     let running = state.policy();
     let origin = &loaded.policy.origin;
     let refuse = |section: &str| {
-        ConfigErrors(vec![ConfigError {
+        ConfigErrors::from(ConfigError {
             file: origin.clone(),
             path: section.into(),
             value: None,
             message: "changed: a reload cannot apply this; restart ratelimitd to apply it".into(),
-        }])
+        })
     };
     if loaded.policy.policy.backends() != running.policy.backends() {
         return Err(refuse("backends"));
