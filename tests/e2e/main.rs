@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod declared;
 mod deploy;
 mod docs_examples;
 mod envoy_rls;

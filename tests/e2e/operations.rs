@@ -317,7 +317,7 @@ rules:
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         stderr,
-        "ratelimitd: the request is invalid: rule: no rule is named \"nope\"\n"
+        "ratelimitd: the request is invalid: rule: no rule or declared limit is named \"nope\"\n"
     );
     // Inspections are not decisions.
     assert_eq!(

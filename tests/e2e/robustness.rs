@@ -1,9 +1,10 @@
-//! No input makes the service panic: arbitrary requests against the example
-//! policy get a decision or INVALID_ARGUMENT naming a field.
+//! No input makes the service panic: arbitrary requests (declared limits
+//! included) against the example policy get a decision, or
+//! INVALID_ARGUMENT / FAILED_PRECONDITION naming a field.
 
 use crate::support::TestServer;
 use proptest::prelude::*;
-use ratelimitd_proto::v1::{CheckLimitRequest, DescriptorEntry};
+use ratelimitd_proto::v1::{CheckLimitRequest, DeclaredLimit, DescriptorEntry};
 use ratelimitd_server::api::check_limit::{check, Mode};
 use std::sync::LazyLock;
 
@@ -25,7 +26,7 @@ static SERVICE: LazyLock<(tokio::runtime::Runtime, TestServer)> = LazyLock::new(
     (runtime, server)
 });
 
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "domain",
     "descriptors",
     "client_ip",
@@ -38,6 +39,7 @@ const FIELDS: [&str; 12] = [
     "descriptors[",
     "peer_ip",
     "forwarded_for",
+    "limits",
 ];
 
 fn text() -> impl Strategy<Value = String> {
@@ -48,8 +50,36 @@ fn text() -> impl Strategy<Value = String> {
         "(web|partners|api)",
         "(/login|/api/x|/health|/export/v1/a|/search)",
         "(192\\.0\\.2\\.[0-9]{1,3}|2001:db8::[0-9a-f]{1,4}|::1|300\\.1\\.1\\.1)",
+        "([0-9]{1,6}|0|4294967296)/([0-9]{0,3}(ms|s|m|h|d|x)|minute)",
+        "(ip|user|api_key|user\\|ip|header:x|descriptor:t|cookie)",
         Just("x".repeat(1100)),
     ]
+}
+
+fn declared() -> impl Strategy<Value = DeclaredLimit> {
+    (
+        text(),
+        prop::collection::vec(text(), 0..4),
+        text(),
+        prop_oneof![0i32..6, any::<i32>()],
+        prop_oneof![Just(0u64), 0u64..100, any::<u64>()],
+        prop::option::of(prop_oneof![0u64..100, any::<u64>()]),
+        (any::<bool>(), any::<bool>()),
+    )
+        .prop_map(
+            |(name, key, rate, algorithm, burst, initial_tokens, (count_denied, shadow))| {
+                DeclaredLimit {
+                    name,
+                    key,
+                    rate,
+                    algorithm,
+                    burst,
+                    initial_tokens,
+                    count_denied,
+                    shadow,
+                }
+            },
+        )
 }
 
 fn request() -> impl Strategy<Value = CheckLimitRequest> {
@@ -60,6 +90,7 @@ fn request() -> impl Strategy<Value = CheckLimitRequest> {
         (text(), text()),
         prop::collection::vec((text(), text()), 0..4),
         prop::option::of(prop_oneof![Just(0u32), Just(1), 0u32..5, any::<u32>()]),
+        prop::collection::vec(declared(), 0..10),
     )
         .prop_map(
             |(
@@ -69,6 +100,7 @@ fn request() -> impl Strategy<Value = CheckLimitRequest> {
                 (peer_ip, forwarded_for),
                 headers,
                 cost,
+                limits,
             )| {
                 CheckLimitRequest {
                     domain,
@@ -85,7 +117,7 @@ fn request() -> impl Strategy<Value = CheckLimitRequest> {
                     cost,
                     peer_ip,
                     forwarded_for,
-                    ..CheckLimitRequest::default()
+                    limits,
                 }
             },
         )
@@ -104,7 +136,11 @@ proptest! {
                     prop_assert!(response.statuses.iter().all(|s| s.remaining <= s.limit));
                 }
                 Err(status) => {
-                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                    // Malformed, or declaring limits where they are not accepted.
+                    prop_assert!(
+                        matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition),
+                        "{:?}", status
+                    );
                     prop_assert!(
                         FIELDS.iter().any(|field| status.message().starts_with(field)),
                         "message names no field: {}", status.message()

@@ -25,6 +25,81 @@ pub struct Document {
     pub rules: Vec<RuleDoc>,
     /// The envoyproxy/ratelimit compatibility (`ShouldRateLimit`).
     pub envoy: EnvoyDoc,
+    /// Limits callers declare with their requests, gated and overridden.
+    pub declared: DeclaredDoc,
+}
+
+/// `declared:`: the limits callers declare with their requests (a view's
+/// `@rate_limit`, a middleware's path rates), which domains accept them,
+/// within which bounds, and the operator's overrides, which win.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeclaredDoc {
+    /// The domains that accept declared limits; none unless listed.
+    pub domains: Vec<String>,
+    /// Most declared limits in one request.
+    pub max_per_request: usize,
+    /// The algorithms callers may declare; empty: all of them.
+    pub algorithms: Vec<Algorithm>,
+    /// Largest `N` of a declared rate `N/period`, and largest burst.
+    pub max_count: u64,
+    /// Shortest period of a declared rate, e.g. `1s`.
+    pub min_period: String,
+    /// Longest period of a declared rate, e.g. `1d`.
+    pub max_period: String,
+    /// The backend keeping their counters (default: the first).
+    pub backend: Option<String>,
+    /// What they do when it fails (default: `settings.failure_policy`).
+    pub failure_policy: Option<String>,
+    /// Declared names the metrics report by name (overrides' exact names
+    /// are too); every other name shares one label value.
+    pub metric_names: Vec<String>,
+    /// The operator's word over the app's: the first override whose name
+    /// (and `when`) matches a declared limit applies.
+    pub overrides: Vec<DeclaredOverrideDoc>,
+}
+
+impl Default for DeclaredDoc {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            max_per_request: 8,
+            algorithms: Vec::new(),
+            max_count: 1_000_000,
+            min_period: "1s".into(),
+            max_period: "1d".into(),
+            backend: None,
+            failure_policy: None,
+            metric_names: Vec::new(),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// One override of declared limits: other parameters, `unlimited: true` or
+/// `block: true`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeclaredOverrideDoc {
+    /// The declared name it applies to: exact, or a glob with `*`.
+    pub name: String,
+    /// Only for requests meeting this condition (as a tier's `when`).
+    pub when: Option<ConditionDoc>,
+    /// The rate instead of the declared one.
+    pub rate: Option<String>,
+    /// The algorithm instead of the declared one (with this override's
+    /// `burst`, `initial_tokens` and `count_denied`, not the declared ones).
+    pub algorithm: Option<Algorithm>,
+    /// Token bucket capacity or GCRA burst.
+    pub burst: Option<u64>,
+    /// Token bucket tokens at start.
+    pub initial_tokens: Option<u64>,
+    /// Count denied hits too (window algorithms).
+    pub count_denied: Option<bool>,
+    /// The declared limit does not apply.
+    pub unlimited: bool,
+    /// Every request the declared limit applies to is denied.
+    pub block: bool,
 }
 
 /// `envoy:`: where envoyproxy/ratelimit files are and how they are served.

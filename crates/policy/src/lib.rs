@@ -7,15 +7,18 @@
 //! 2. [`compile`] validates it into a [`Policy`], reporting every problem with
 //!    file, path and value. [`load`] does both and reports all at once.
 //! 3. [`Policy::plan`] says which limits apply to a request, under which
-//!    counter keys.
+//!    counter keys; [`Policy::declare`] does the same for the limits the
+//!    request declares, within the policy's gate.
 
 mod backend;
 mod compile;
 mod condition;
+mod declared;
 mod document;
 mod envoy;
 mod error;
 mod key;
+mod limit;
 mod load;
 mod pattern;
 mod policy;
@@ -29,6 +32,9 @@ pub use backend::{
 };
 pub use compile::{compile, compile_partly};
 pub use condition::Condition;
+pub use declared::{
+    DeclareError, Declared, DeclaredCheck, DeclaredSettings, UNNAMED_DECLARED_LABEL,
+};
 pub use document::*;
 pub use envoy::{
     load_envoy_files, EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyLoad, EnvoyMatch, EnvoyPlan,
@@ -36,9 +42,10 @@ pub use envoy::{
 };
 pub use error::{sort_in_document_order, ConfigError, ConfigErrors};
 pub use key::{IpMasks, KeyPart, KeySource};
+pub use limit::{LimitId, LimitSpec};
 pub use load::{overrides_from, parse_document, Format, ParsedDocument, ENV_PREFIX};
 pub use pattern::{wildcard_match, Pattern, Specificity};
-pub use policy::{LimitId, LimitSpec, Plan, PlannedCheck, Policy, Rule};
+pub use policy::{Plan, PlannedCheck, Policy, Rule};
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};
 pub use settings::{EnvoySettings, RequestCaps, ResponseHeaderNames, Settings};

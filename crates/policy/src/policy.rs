@@ -3,10 +3,10 @@
 
 use crate::backend::{BackendSpec, FailurePolicy, StoreSettings};
 use crate::condition::Condition;
-use crate::document::Algorithm;
+use crate::declared::DeclaredSettings;
 use crate::key::{counter_key, KeyPart};
+use crate::limit::{LimitId, LimitSpec};
 use crate::pattern::Specificity;
-use crate::rate::Rate;
 use crate::request::Attributes;
 use crate::settings::{EnvoySettings, Settings};
 use std::collections::HashMap;
@@ -29,6 +29,8 @@ pub struct Policy {
     pub(crate) backends: Vec<BackendSpec>,
     /// How envoyproxy/ratelimit files are served.
     pub envoy: EnvoySettings,
+    /// Which limits callers may declare, and the operator's overrides.
+    pub declared: DeclaredSettings,
 }
 
 /// A compiled rule.
@@ -68,51 +70,6 @@ pub(crate) struct Tier {
     pub name: String,
     pub when: Condition,
     pub limits: LimitSet,
-}
-
-/// Index of a limit in [`Policy::limits`].
-pub type LimitId = usize;
-
-/// One configured limit, as the engine will enforce it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitSpec {
-    /// Index in [`Policy::limits`].
-    pub id: LimitId,
-    /// Name within its rule (`default` for the `rate:` shorthand): part of
-    /// the counter key, and of metrics and errors.
-    pub name: String,
-    /// Hits per period; 0 blocks.
-    pub rate: Rate,
-    /// How hits are counted against the rate: the algorithms differ in how
-    /// bursty the admitted traffic may be, and in memory per key.
-    pub algorithm: Algorithm,
-    /// Token bucket capacity or GCRA burst (the rate's count unless set).
-    pub burst: u64,
-    /// Token bucket initial tokens (the burst unless set).
-    pub initial_tokens: u64,
-    /// Count denied hits too.
-    pub count_denied: bool,
-    /// Where it is declared, e.g. `rules[1].limits[0]`, for errors.
-    pub path: String,
-}
-
-impl LimitSpec {
-    /// This limit's share on one of `replicas` replicas deciding alone: what
-    /// the `local` failure policy enforces in each replica's in-process
-    /// store while the shared backend is down, so that together the
-    /// replicas admit about the limit. The rate's count, the burst and the
-    /// initial tokens are divided rounding up, so a positive limit stays
-    /// positive (and a rate of 0 still blocks); the initial tokens stay
-    /// within the burst. `replicas` of 0 counts as 1 (the policy never
-    /// holds 0: `settings.local_replicas` is at least 1).
-    pub fn local_share(&self, replicas: u64) -> LimitSpec {
-        let share = |n: u64| n.div_ceil(replicas.max(1));
-        let mut local = self.clone();
-        local.rate.count = share(self.rate.count);
-        local.burst = share(self.burst);
-        local.initial_tokens = share(self.initial_tokens).min(local.burst);
-        local
-    }
 }
 
 /// What the policy says about one request.
@@ -258,67 +215,5 @@ impl Policy {
                 })
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn spec(count: u64, burst: u64, initial_tokens: u64) -> LimitSpec {
-        LimitSpec {
-            id: 3,
-            name: "default".into(),
-            rate: Rate {
-                count,
-                period: Duration::from_secs(60),
-            },
-            algorithm: Algorithm::TokenBucket,
-            burst,
-            initial_tokens,
-            count_denied: false,
-            path: "rules[0].rate".into(),
-        }
-    }
-
-    /// `(count, burst, initial tokens)` of a local share.
-    fn shared(spec: LimitSpec, replicas: u64) -> (u64, u64, u64) {
-        let local = spec.local_share(replicas);
-        (local.rate.count, local.burst, local.initial_tokens)
-    }
-
-    #[test]
-    fn a_local_share_divides_rounding_up_and_keeps_everything_else() {
-        let whole = spec(100, 30, 10);
-        let expected = LimitSpec {
-            rate: Rate {
-                count: 34,
-                ..whole.rate
-            },
-            burst: 10,
-            initial_tokens: 4,
-            ..whole.clone()
-        };
-        assert_eq!(whole.local_share(3), expected);
-    }
-
-    #[test]
-    fn a_positive_limit_stays_positive_and_zero_still_blocks() {
-        assert_eq!(shared(spec(1, 1, 1), 5), (1, 1, 1));
-        assert_eq!(shared(spec(0, 0, 0), 5), (0, 0, 0));
-    }
-
-    #[test]
-    fn initial_tokens_stay_within_the_divided_burst() {
-        assert_eq!(shared(spec(8, 3, 3), 4), (2, 1, 1));
-        // Even from a limit no file can declare (initial above the burst).
-        assert_eq!(shared(spec(8, 3, 5), 4), (2, 1, 1));
-    }
-
-    #[test]
-    fn one_replica_or_none_is_the_whole_limit() {
-        assert_eq!(spec(100, 30, 10).local_share(1), spec(100, 30, 10));
-        assert_eq!(spec(100, 30, 10).local_share(0), spec(100, 30, 10));
     }
 }

@@ -3,6 +3,7 @@
 //! (`envoy:`).
 
 use crate::backend::FailurePolicy;
+use crate::document::Algorithm;
 use crate::key::IpMasks;
 
 /// Service-wide settings (`settings:`).
@@ -20,6 +21,8 @@ pub struct Settings {
     pub caps: RequestCaps,
     /// What rules do when their backend fails, unless they say otherwise.
     pub failure_policy: FailurePolicy,
+    /// The algorithm of limits that name none (declared ones included).
+    pub default_algorithm: Algorithm,
     /// Replicas sharing the traffic: the `local` failure policy gives each
     /// this share of a limit (at least 1).
     pub local_replicas: u64,

@@ -32,6 +32,7 @@ pub struct TestServer {
     pub state: Arc<ServiceState>,
     /// Holds the policy file (`policy.yaml`) while the server runs.
     _policy_dir: tempfile::TempDir,
+    sources: Sources,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -78,7 +79,7 @@ impl TestServer {
         let service = service::start(
             loaded,
             ServiceOptions {
-                sources,
+                sources: sources.clone(),
                 watch_files: !options.no_watch,
                 grpc_listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
                 http_listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -105,9 +106,16 @@ impl TestServer {
             clock,
             state,
             _policy_dir: dir,
+            sources,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// Where this server's configuration comes from (its policy file, and
+    /// the Envoy directory if any), for tests that reload it by hand.
+    pub fn sources(&self) -> Sources {
+        self.sources.clone()
     }
 
     pub async fn channel(&self) -> Channel {
@@ -275,6 +283,31 @@ pub fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 /// One HTTP/1.1 request to `addr` (connection closed after it): the status
 /// and the body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let response = http_response(addr, method, path, body).await;
+    (response.status, response.body)
+}
+
+/// An HTTP/1 response: status, headers (names lower-cased) and body.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// One HTTP/1.1 request to `addr` (connection closed after it), the whole
+/// response.
+pub async fn http_response(addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
@@ -284,18 +317,32 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    status_and_body(&response)
+    parse_response(&response)
 }
 
 /// A whole HTTP/1 response's status code and body.
 pub fn status_and_body(response: &str) -> (u16, String) {
+    let response = parse_response(response);
+    (response.status, response.body)
+}
+
+fn parse_response(response: &str) -> HttpResponse {
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
         .expect("a status code");
-    (status, body.to_string())
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 impl ServeProcess {

@@ -5,7 +5,8 @@
 
 use super::Compiler;
 use crate::document::{Algorithm, LimitDoc, RuleDoc, TierDoc};
-use crate::policy::{LimitId, LimitSet, LimitSpec};
+use crate::limit::{LimitId, LimitParameters, LimitSpec};
+use crate::policy::LimitSet;
 use crate::rate::parse_rate;
 use std::collections::HashSet;
 
@@ -116,63 +117,25 @@ impl Compiler {
         let rate = self
             .errors
             .check(&field("rate"), &doc.rate, parse_rate(&doc.rate))?;
-        let algorithm = doc.algorithm.unwrap_or(self.default_algorithm);
-        let burst = doc.burst.unwrap_or(rate.count);
-        let initial_tokens = doc.initial_tokens.unwrap_or(burst);
-        let mut valid = true;
-        if doc.burst.is_some() && !matches!(algorithm, Algorithm::TokenBucket | Algorithm::Gcra) {
-            self.errors.push(
-                field("burst"),
-                Some(&burst.to_string()),
-                "burst applies to token_bucket and gcra only",
-            );
-            valid = false;
-        }
-        if doc.burst == Some(0) && rate.count > 0 {
-            self.errors.push(
-                field("burst"),
-                Some("0"),
-                "a burst of 0 admits nothing: use a rate of 0 to block",
-            );
-            valid = false;
-        }
-        if doc.initial_tokens.is_some() && algorithm != Algorithm::TokenBucket {
-            self.errors.push(
-                field("initial_tokens"),
-                Some(&initial_tokens.to_string()),
-                "initial_tokens applies to token_bucket only",
-            );
-            valid = false;
-        } else if initial_tokens > burst {
-            self.errors.push(
-                field("initial_tokens"),
-                Some(&initial_tokens.to_string()),
-                format!("initial_tokens exceed the bucket's capacity ({burst})"),
-            );
-            valid = false;
-        }
-        if doc.count_denied
-            && !matches!(algorithm, Algorithm::FixedWindow | Algorithm::SlidingWindow)
-        {
-            self.errors.push(
-                field("count_denied"),
-                Some("true"),
-                "count_denied applies to fixed_window and sliding_window only",
-            );
-            valid = false;
-        }
-        if !valid {
-            return None;
-        }
-        let spec = LimitSpec {
-            id: self.limits.len(),
-            name: name.to_string(),
+        let parameters = LimitParameters {
             rate,
-            algorithm,
-            burst,
-            initial_tokens,
+            algorithm: doc.algorithm.unwrap_or(self.default_algorithm),
+            burst: doc.burst,
+            initial_tokens: doc.initial_tokens,
             count_denied: doc.count_denied,
-            path: place.spec_path(),
+        };
+        let spec = match parameters.spec(name, place.spec_path()) {
+            Ok(spec) => LimitSpec {
+                id: self.limits.len(),
+                ..spec
+            },
+            Err(problems) => {
+                for problem in problems {
+                    self.errors
+                        .push(field(problem.field), Some(&problem.value), problem.message);
+                }
+                return None;
+            }
         };
         if let Some(group) = group {
             let shared = (group.to_string(), tier.to_string(), name.to_string());

@@ -4,8 +4,10 @@
 //! The entry points and the `Compiler` walking the document are here; its
 //! methods are split by domain: `settings.rs` for the service and its
 //! backends, `rules.rs` for the rules and the `envoy:` section, `limits.rs`
-//! for the limits of rules and tiers.
+//! for the limits of rules and tiers, `declared.rs` for the `declared:`
+//! section.
 
+mod declared;
 mod limits;
 mod rules;
 mod settings;
@@ -14,7 +16,8 @@ use crate::backend::FailurePolicy;
 use crate::condition::Family;
 use crate::document::{Algorithm, Document};
 use crate::error::{ConfigError, ConfigErrors, Errors};
-use crate::policy::{LimitId, LimitSpec, Policy};
+use crate::limit::{LimitId, LimitSpec};
+use crate::policy::Policy;
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -75,6 +78,7 @@ pub fn compile_partly(document: &Document, file: &str) -> (Policy, Vec<ConfigErr
         indices.sort_unstable();
     }
     let envoy = compiler.envoy(&document.envoy, &backends);
+    let declared = compiler.declared(&document.declared, &backends);
     let Compiler { errors, limits, .. } = compiler;
     let policy = Policy {
         settings,
@@ -86,6 +90,7 @@ pub fn compile_partly(document: &Document, file: &str) -> (Policy, Vec<ConfigErr
         limits,
         backends,
         envoy,
+        declared,
     };
     (policy, errors.into_found())
 }

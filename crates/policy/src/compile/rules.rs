@@ -4,7 +4,7 @@
 
 use super::limits::LimitSource;
 use super::Compiler;
-use crate::backend::BackendSpec;
+use crate::backend::{BackendSpec, FailurePolicy};
 use crate::condition::{Condition, Family};
 use crate::document::{ConditionDoc, EnvoyDoc, RuleDoc};
 use crate::key::{KeyPart, KeySource};
@@ -82,13 +82,10 @@ impl Compiler {
             .collect();
         let backend =
             self.backend_index(&format!("{path}.backend"), doc.backend.as_ref(), backends);
-        let failure_policy = match &doc.failure_policy {
-            None => self.default_failure_policy,
-            Some(text) => self
-                .errors
-                .check(&format!("{path}.failure_policy"), text, text.parse())
-                .unwrap_or_default(),
-        };
+        let failure_policy = self.failure_policy(
+            &format!("{path}.failure_policy"),
+            doc.failure_policy.as_ref(),
+        );
         Rule {
             name: doc.name.clone(),
             shadow: doc.shadow,
@@ -106,7 +103,7 @@ impl Compiler {
     }
 
     /// The index of the backend `name` (the first when absent).
-    fn backend_index(
+    pub(super) fn backend_index(
         &mut self,
         path: &str,
         name: Option<&String>,
@@ -129,15 +126,21 @@ impl Compiler {
             })
     }
 
-    /// `envoy:`.
-    pub(super) fn envoy(&mut self, doc: &EnvoyDoc, backends: &[BackendSpec]) -> EnvoySettings {
-        let failure_policy = match &doc.failure_policy {
+    /// The failure policy written at `path`, else `settings.failure_policy`.
+    pub(super) fn failure_policy(&mut self, path: &str, text: Option<&String>) -> FailurePolicy {
+        match text {
             None => self.default_failure_policy,
             Some(text) => self
                 .errors
-                .check("envoy.failure_policy", text, text.parse())
+                .check(path, text, text.parse())
                 .unwrap_or_default(),
-        };
+        }
+    }
+
+    /// `envoy:`.
+    pub(super) fn envoy(&mut self, doc: &EnvoyDoc, backends: &[BackendSpec]) -> EnvoySettings {
+        let failure_policy =
+            self.failure_policy("envoy.failure_policy", doc.failure_policy.as_ref());
         let headers = &doc.response_headers;
         for (name, value) in [
             ("limit", &headers.limit),

@@ -68,6 +68,7 @@ impl Compiler {
         }
         Settings {
             failure_policy,
+            default_algorithm: s.default_algorithm,
             local_replicas: s.local_replicas.max(1),
             trusted_proxies,
             ext_authz_domain: s.ext_authz_domain.clone(),
@@ -401,7 +402,12 @@ impl Compiler {
         }
     }
 
-    fn positive_duration(&mut self, path: &str, text: Option<&str>, default: Duration) -> Duration {
+    pub(super) fn positive_duration(
+        &mut self,
+        path: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Duration {
         let Some(text) = text else { return default };
         let parsed = parse_duration(text).and_then(|duration| {
             if duration.is_zero() {

@@ -4,8 +4,8 @@
 use super::unit::Unit;
 use crate::backend::FailurePolicy;
 use crate::key::push_field;
+use crate::limit::LimitSpec;
 use crate::pattern::Pattern;
-use crate::policy::LimitSpec;
 use std::collections::HashMap;
 
 /// Validated envoyproxy/ratelimit configuration: one tree per domain.

@@ -3,5 +3,6 @@
 //! errors, envoyproxy/ratelimit files, and how requests are planned.
 
 mod config_errors;
+mod declared;
 mod envoy_files;
 mod matching;

@@ -3,7 +3,7 @@
 
 use crate::config::redis_options;
 use crate::state::ServiceState;
-use ratelimitd_policy::{Algorithm, BackendKind, LimitSpec};
+use ratelimitd_policy::{Algorithm, BackendKind, DeclaredSettings, LimitSpec};
 use serde_json::{json, Value};
 
 /// What is in force now.
@@ -61,6 +61,26 @@ pub fn running_config(state: &ServiceState) -> Value {
         })).collect::<Vec<_>>(),
         "limits": policy.limits().iter().map(limit_json).collect::<Vec<_>>(),
         "envoy": envoy,
+        "declared": declared_json(&policy.declared, &backend_name),
+    })
+}
+
+/// The `declared:` section in the configuration file's words.
+fn declared_json(declared: &DeclaredSettings, backend_name: &dyn Fn(usize) -> String) -> Value {
+    let mut domains: Vec<&String> = declared.domains.iter().collect();
+    domains.sort();
+    let mut named: Vec<&String> = declared.labels.keys().collect();
+    named.sort();
+    json!({
+        "domains": domains,
+        "max_per_request": declared.max_per_request,
+        "algorithms": declared.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "max_count": declared.max_count,
+        "min_period_ms": declared.min_period.as_millis() as u64,
+        "max_period_ms": declared.max_period.as_millis() as u64,
+        "backend": backend_name(declared.backend),
+        "failure_policy": declared.failure_policy.as_str(),
+        "named_in_metrics": named,
     })
 }
 

@@ -9,8 +9,8 @@ use ratelimitd_engine::{
     WhenFull,
 };
 use ratelimitd_policy::{
-    Algorithm, BreakerSpec, ConfigError, ConfigErrors, LimitSpec, RedisSpec, RedisTopologySpec,
-    StoreSettings, Unit,
+    Algorithm, BreakerSpec, ConfigError, ConfigErrors, LimitSpec, Rate, RedisSpec,
+    RedisTopologySpec, StoreSettings, Unit,
 };
 
 /// The engine's options for the Redis backend `name`.
@@ -121,29 +121,37 @@ pub fn breaker_options(spec: &BreakerSpec) -> BreakerOptions {
     }
 }
 
+/// The engine limit of a limit made for one request (a declared limit, an
+/// envoyproxy/ratelimit override) and its local share; the error is the
+/// engine's reason.
+pub fn request_limits(spec: &LimitSpec, local_replicas: u64) -> Result<(Limit, Limit), String> {
+    Ok((
+        engine_limit(spec)?,
+        engine_limit(&spec.local_share(local_replicas))?,
+    ))
+}
+
 /// The limit of an envoyproxy/ratelimit request's own `limit` override and
 /// its local share: a fixed window that counts every hit, as the reference
-/// service does. The error is the engine's reason.
+/// service does.
 pub fn override_limits(
     requests_per_unit: u32,
     unit: Unit,
     local_replicas: u64,
 ) -> Result<(Limit, Limit), String> {
+    let count = u64::from(requests_per_unit);
     let spec = LimitSpec {
         id: 0,
         name: String::new(),
-        rate: ratelimitd_policy::Rate {
-            count: u64::from(requests_per_unit),
+        rate: Rate {
+            count,
             period: unit.duration(),
         },
         algorithm: Algorithm::FixedWindow,
-        burst: u64::from(requests_per_unit),
-        initial_tokens: u64::from(requests_per_unit),
+        burst: count,
+        initial_tokens: count,
         count_denied: true,
         path: String::new(),
     };
-    Ok((
-        engine_limit(&spec)?,
-        engine_limit(&spec.local_share(local_replicas))?,
-    ))
+    request_limits(&spec, local_replicas)
 }

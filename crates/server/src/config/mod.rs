@@ -8,6 +8,8 @@ mod engine;
 mod load;
 mod sources;
 
-pub use engine::{breaker_options, memory_store_options, override_limits, redis_options};
+pub use engine::{
+    breaker_options, memory_store_options, override_limits, redis_options, request_limits,
+};
 pub use load::{LoadedEnvoy, LoadedPolicy, EXAMPLE_POLICY_NAME, EXAMPLE_POLICY_PATH};
 pub use sources::{Loaded, Sources};

@@ -9,7 +9,7 @@ use super::FileReader;
 use crate::document::Algorithm;
 use crate::envoy::tree::{Action, EnvoyLimit};
 use crate::envoy::unit::Unit;
-use crate::policy::LimitSpec;
+use crate::limit::LimitSpec;
 use crate::rate::{parse_duration, Rate};
 use yaml_rust2::Yaml;
 

@@ -1,7 +1,8 @@
-//! `ratelimit.v1.RateLimiter/CheckLimit` over the policy's rules:
-//! validate (`validate.rs`) → plan with the policy → route through the
-//! decision core → record → respond (`respond.rs`, `headers.rs`).
-//! `Admin/Inspect` and ext_authz run the same pipeline.
+//! `ratelimit.v1.RateLimiter/CheckLimit` over the policy's rules and the
+//! limits the request declares: validate (`validate.rs`) → plan with the
+//! policy (rules, then declared limits through its gate) → route through
+//! the decision core → record → respond (`respond.rs`, `headers.rs`).
+//! `Admin/Inspect`, ext_authz and `POST /v1/check` run the same pipeline.
 
 mod headers;
 mod respond;
@@ -9,12 +10,14 @@ mod validate;
 
 use crate::api::fields::invalid;
 use crate::api::layer::budget;
-use crate::config::LoadedPolicy;
+use crate::config::{request_limits, LoadedPolicy};
 use crate::decide::{self, Routed};
 use crate::state::ServiceState;
 use crate::telemetry::metrics::Api;
-use ratelimitd_engine::{Check, Probe};
-use ratelimitd_policy::{Plan, PlannedCheck};
+use ratelimitd_engine::{Check, Limit, Probe};
+use ratelimitd_policy::{
+    Algorithm as PolicyAlgorithm, DeclareError, DeclaredCheck, FailurePolicy, Plan, PlannedCheck,
+};
 use ratelimitd_proto::v1::check_limit_response::Code;
 use ratelimitd_proto::v1::rate_limiter_server::RateLimiter;
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse};
@@ -80,26 +83,53 @@ pub async fn check(
     budget: Option<Duration>,
     mode: Mode<'_>,
 ) -> Result<CheckLimitResponse, Status> {
-    let valid = ValidRequest::new(request, &loaded.policy.settings)?;
-    let planned = match loaded.policy.plan(&valid) {
-        Plan::NoMatch if loaded.policy.settings.deny_unmatched => {
-            return Ok(respond::verdict(Code::OverLimit))
-        }
-        Plan::NoMatch | Plan::Skipped => return Ok(respond::verdict(Code::Ok)),
-        Plan::Checks(mut planned) => {
-            if let Mode::Inspect { rule: Some(rule) } = mode {
-                planned.retain(|planned| planned.rule == rule);
-            }
-            planned
-        }
+    let policy = &loaded.policy;
+    let valid = ValidRequest::new(request, &policy.settings)?;
+    let (mut rules, matched) = match policy.plan(&valid) {
+        Plan::Skipped => return Ok(respond::verdict(Code::Ok)),
+        Plan::NoMatch => (Vec::new(), false),
+        Plan::Checks(planned) => (planned, true),
     };
-    if planned.is_empty() {
+    let mut declared = policy
+        .declare(&valid, &valid.declared)
+        .map_err(declare_error)?;
+    if !matched && declared.is_empty() {
+        let unmatched = if policy.settings.deny_unmatched {
+            Code::OverLimit
+        } else {
+            Code::Ok
+        };
+        return Ok(respond::verdict(unmatched));
+    }
+    if let Mode::Inspect { rule: Some(rule) } = mode {
+        rules.retain(|planned| planned.rule == rule);
+        declared.retain(|declared| declared.name == rule);
+    }
+    let declared_limits = declared
+        .iter()
+        .enumerate()
+        .map(|(index, declared)| {
+            request_limits(&declared.spec, policy.settings.local_replicas)
+                .map_err(|message| invalid(&format!("limits[{index}].rate"), message))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let applied: Vec<Applied<'_>> = rules
+        .iter()
+        .map(|planned| Applied::rule(planned, loaded))
+        .chain(
+            declared
+                .iter()
+                .zip(&declared_limits)
+                .map(|(declared, limits)| Applied::declared(declared, limits)),
+        )
+        .collect();
+    if applied.is_empty() {
         return Ok(respond::verdict(Code::Ok));
     }
-    let routed = route(loaded, &planned, valid.cost);
+    let routed: Vec<Routed<'_>> = applied.iter().map(|a| a.routed(valid.cost)).collect();
     let decisions = decide::route(state.backends(), &routed, budget).await;
     if mode == Mode::Decide {
-        let domain = if loaded.policy.has_domain(&request.domain) {
+        let domain = if policy.has_domain(&request.domain) {
             request.domain.as_str()
         } else {
             "*"
@@ -111,12 +141,13 @@ pub async fn check(
             &decisions,
         );
     }
-    Ok(respond::response(loaded, &planned, &routed, &decisions))
+    Ok(respond::response(loaded, &applied, &routed, &decisions))
 }
 
 /// The state of the counters `request` would touch (only `rule`'s, if
-/// given), consuming nothing: the decision a request of cost 0 gets, left
-/// out of the metrics and denial events.
+/// given: a rule's or a declared limit's name), consuming nothing: the
+/// decision a request of cost 0 gets, left out of the metrics and denial
+/// events.
 pub async fn inspect(
     state: &ServiceState,
     request: &CheckLimitRequest,
@@ -125,8 +156,13 @@ pub async fn inspect(
 ) -> Result<CheckLimitResponse, Status> {
     let loaded = state.policy();
     if let Some(rule) = rule {
-        if !loaded.policy.rules().iter().any(|r| r.name == rule) {
-            return Err(invalid("rule", format!("no rule is named {rule:?}")));
+        let named = loaded.policy.rules().iter().any(|r| r.name == rule)
+            || request.limits.iter().any(|declared| declared.name == rule);
+        if !named {
+            return Err(invalid(
+                "rule",
+                format!("no rule or declared limit is named {rule:?}"),
+            ));
         }
     }
     let request = CheckLimitRequest {
@@ -136,27 +172,91 @@ pub async fn inspect(
     check(state, &loaded, &request, budget, Mode::Inspect { rule }).await
 }
 
-/// The planned checks with their engine limits and backends.
-fn route<'a>(
-    loaded: &'a LoadedPolicy,
-    planned: &'a [PlannedCheck<'a>],
-    cost: u64,
-) -> Vec<Routed<'a>> {
-    planned
-        .iter()
-        .map(|planned| Routed {
-            check: Check {
-                key: &planned.key,
-                limit: &loaded.limits[planned.limit.id],
-                cost,
-                enforced: !planned.shadow,
-                probe: Probe::NextHit,
-            },
+/// Declared limits refused: FAILED_PRECONDITION for a domain that does not
+/// accept them, INVALID_ARGUMENT naming the field otherwise.
+fn declare_error(error: DeclareError) -> Status {
+    match error {
+        DeclareError::NotAccepted(domain) => Status::failed_precondition(format!(
+            "limits: domain {domain:?} does not accept declared limits (the policy's declared.domains)"
+        )),
+        DeclareError::Invalid { field, message } => invalid(&field, message),
+    }
+}
+
+/// One limit that applies to the request, from a policy rule or declared
+/// by the request: its engine limits and what its status reports.
+pub(crate) struct Applied<'a> {
+    /// The status's `rule`: the rule's or the declared limit's name.
+    pub rule: &'a str,
+    /// The status's `limit_name`.
+    pub limit_name: &'a str,
+    /// The status's `tier` (`override` for a declared limit an operator
+    /// overrode).
+    pub tier: &'a str,
+    /// The algorithm, as configured.
+    pub algorithm: PolicyAlgorithm,
+    /// Counted and reported, never denying.
+    pub shadow: bool,
+    /// Index of its backend.
+    pub backend: usize,
+    failure_policy: FailurePolicy,
+    key: &'a str,
+    label: &'a str,
+    limit: &'a Limit,
+    local_limit: &'a Limit,
+}
+
+impl<'a> Applied<'a> {
+    fn rule(planned: &'a PlannedCheck<'a>, loaded: &'a LoadedPolicy) -> Self {
+        Self {
+            rule: planned.rule,
+            limit_name: &planned.limit.name,
+            tier: planned.tier.unwrap_or_default(),
+            algorithm: planned.limit.algorithm,
+            shadow: planned.shadow,
             backend: planned.backend,
             failure_policy: planned.failure_policy,
-            local_limit: &loaded.local_limits[planned.limit.id],
+            key: &planned.key,
             label: planned.rule,
-            shadow: planned.shadow,
-        })
-        .collect()
+            limit: &loaded.limits[planned.limit.id],
+            local_limit: &loaded.local_limits[planned.limit.id],
+        }
+    }
+
+    fn declared(
+        declared: &'a DeclaredCheck<'a, 'a>,
+        (limit, local_limit): &'a (Limit, Limit),
+    ) -> Self {
+        Self {
+            rule: declared.name,
+            limit_name: &declared.spec.name,
+            tier: if declared.overridden { "override" } else { "" },
+            algorithm: declared.spec.algorithm,
+            shadow: declared.shadow,
+            backend: declared.backend,
+            failure_policy: declared.failure_policy,
+            key: &declared.key,
+            label: declared.label,
+            limit,
+            local_limit,
+        }
+    }
+
+    /// The check for the decision core, consuming `cost`.
+    fn routed(&self, cost: u64) -> Routed<'a> {
+        Routed {
+            check: Check {
+                key: self.key,
+                limit: self.limit,
+                cost,
+                enforced: !self.shadow,
+                probe: Probe::NextHit,
+            },
+            backend: self.backend,
+            failure_policy: self.failure_policy,
+            local_limit: self.local_limit,
+            label: self.label,
+            shadow: self.shadow,
+        }
+    }
 }

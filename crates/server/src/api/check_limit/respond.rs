@@ -2,9 +2,10 @@
 //! HTTP headers; the decision core's vocabulary mapped onto the proto's.
 
 use super::headers::describe;
+use super::Applied;
 use crate::config::LoadedPolicy;
 use crate::decide::{Decided, DecidedBy, Decisions, Routed};
-use ratelimitd_policy::{Algorithm as PolicyAlgorithm, PlannedCheck};
+use ratelimitd_policy::Algorithm as PolicyAlgorithm;
 use ratelimitd_proto::v1::{
     check_limit_response::Code,
     limit_status::{Algorithm, Failure},
@@ -20,10 +21,10 @@ pub(super) fn verdict(code: Code) -> CheckLimitResponse {
     }
 }
 
-/// The answer for `planned`'s checks, decided.
+/// The answer for the `applied` limits, decided.
 pub(super) fn response(
     loaded: &LoadedPolicy,
-    planned: &[PlannedCheck<'_>],
+    applied: &[Applied<'_>],
     routed: &[Routed<'_>],
     decisions: &Decisions,
 ) -> CheckLimitResponse {
@@ -33,12 +34,12 @@ pub(super) fn response(
         (true, false) => Code::Ok,
     };
     let backends = loaded.policy.backends();
-    let statuses: Vec<LimitStatus> = planned
+    let statuses: Vec<LimitStatus> = applied
         .iter()
         .zip(routed)
         .zip(&decisions.decided)
-        .map(|((planned, routed), decided)| {
-            status(planned, routed, decided, &backends[planned.backend].name)
+        .map(|((applied, routed), decided)| {
+            status(applied, routed, decided, &backends[applied.backend].name)
         })
         .collect();
     let mut response = verdict(code);
@@ -57,24 +58,24 @@ fn millis(micros: u64) -> u64 {
 }
 
 fn status(
-    planned: &PlannedCheck<'_>,
+    applied: &Applied<'_>,
     routed: &Routed<'_>,
     decided: &Decided,
     backend: &str,
 ) -> LimitStatus {
     let outcome = &decided.outcome;
     LimitStatus {
-        rule: planned.rule.to_string(),
-        limit_name: planned.limit.name.clone(),
-        algorithm: algorithm(planned.limit.algorithm) as i32,
+        rule: applied.rule.to_string(),
+        limit_name: applied.limit_name.to_string(),
+        algorithm: algorithm(applied.algorithm) as i32,
         limit: outcome.limit,
         window_ms: millis(routed.check.limit.period_micros()),
         remaining: outcome.remaining,
         reset_after_ms: millis(outcome.reset_after),
         retry_after_ms: millis(outcome.retry_after),
         over_limit: outcome.over_limit,
-        shadow: planned.shadow,
-        tier: planned.tier.unwrap_or_default().to_string(),
+        shadow: applied.shadow,
+        tier: applied.tier.to_string(),
         failure: failure(decided.by) as i32,
         backend: backend.to_string(),
     }

@@ -5,7 +5,10 @@
 
 use crate::api::client_ip::client_ip;
 use crate::api::fields::{check_count, check_length, invalid};
-use ratelimitd_policy::{Attributes, Settings};
+use ratelimitd_policy::{
+    Algorithm as PolicyAlgorithm, Attributes, Declared, RequestCaps, Settings,
+};
+use ratelimitd_proto::v1::limit_status::Algorithm;
 use ratelimitd_proto::v1::CheckLimitRequest;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -20,6 +23,8 @@ pub struct ValidRequest<'r> {
     headers: Cow<'r, HashMap<String, String>>,
     /// Hits to consume (absent: 1).
     pub cost: u64,
+    /// The limits the request declares, read for the policy's gate.
+    pub declared: Vec<Declared<'r>>,
 }
 
 impl<'r> ValidRequest<'r> {
@@ -108,8 +113,54 @@ impl<'r> ValidRequest<'r> {
             client_ip,
             headers,
             cost,
+            declared: declared(request, caps)?,
         })
     }
+}
+
+/// The declared limits, their text within the caps; the policy's gate
+/// checks the rest.
+fn declared<'r>(
+    request: &'r CheckLimitRequest,
+    caps: &RequestCaps,
+) -> Result<Vec<Declared<'r>>, Status> {
+    request
+        .limits
+        .iter()
+        .enumerate()
+        .map(|(index, limit)| {
+            let field = |name: &str| format!("limits[{index}].{name}");
+            check_length(&field("name"), &limit.name, caps)?;
+            check_length(&field("rate"), &limit.rate, caps)?;
+            check_count(
+                &field("key"),
+                "parts",
+                limit.key.len(),
+                caps.max_descriptors,
+            )?;
+            for (position, part) in limit.key.iter().enumerate() {
+                check_length(&field(&format!("key[{position}]")), part, caps)?;
+            }
+            let algorithm = match limit.algorithm() {
+                Algorithm::Unspecified => None,
+                Algorithm::FixedWindow => Some(PolicyAlgorithm::FixedWindow),
+                Algorithm::SlidingWindow => Some(PolicyAlgorithm::SlidingWindow),
+                Algorithm::SlidingLog => Some(PolicyAlgorithm::SlidingLog),
+                Algorithm::TokenBucket => Some(PolicyAlgorithm::TokenBucket),
+                Algorithm::Gcra => Some(PolicyAlgorithm::Gcra),
+            };
+            Ok(Declared {
+                name: &limit.name,
+                key: &limit.key,
+                rate: &limit.rate,
+                algorithm,
+                burst: (limit.burst > 0).then_some(limit.burst),
+                initial_tokens: limit.initial_tokens,
+                count_denied: limit.count_denied,
+                shadow: limit.shadow,
+            })
+        })
+        .collect()
 }
 
 /// The address in `field`, if any; an unparsable one is INVALID_ARGUMENT.
