@@ -20,6 +20,7 @@ from rest_framework.throttling import BaseThrottle
 from ratelimitd._spec import LimitSpec
 from ratelimitd.decision import Decision
 from ratelimitd.django import core
+from ratelimitd.django.middleware import class_view_specs
 from ratelimitd.rates import Rate, parse_rate
 
 
@@ -82,7 +83,13 @@ class RatelimitdThrottle(BaseThrottle):
         Raises :class:`Unavailable` (503) when the service fails closed.
         """
         state = core.state_of(request)
-        specs = [*state.deferred, *_view_throttle_specs(request, view)]
+        # With the middleware: what it deferred (the path's rate and the
+        # view's decorators). Alone: the decorators of the action that will
+        # run, so that they reuse this call too.
+        decorated = state.deferred or class_view_specs(
+            type(view), getattr(view, "action_map", None), request.method
+        )
+        specs = [*decorated, *_view_throttle_specs(request, view)]
         self.decision = core.check(request, specs)
         core.mark(request, self.decision, specs)
         if self.decision.code == "UNAVAILABLE":

@@ -124,8 +124,13 @@ def view_specs(view_func: Callable[..., Any], request: HttpRequest) -> list[Limi
     cls: type | None = getattr(view_func, "view_class", None) or getattr(view_func, "cls", None)
     if cls is None:
         return named_specs(getattr(view_func, SPECS_ATTRIBUTE, ()), default_group(None, view_func))
-    actions = getattr(view_func, "actions", None) or {}
-    method = (request.method or "get").lower()
+    return class_view_specs(cls, getattr(view_func, "actions", None), request.method)
+
+
+def class_view_specs(cls: type, actions: dict[str, str] | None, method: str | None) -> list[LimitSpec]:
+    """The specs on a class-based view's ``dispatch`` and on the handler of ``method`` (or its action)."""
+    method = (method or "get").lower()
+    actions = actions or {}
     found: list[LimitSpec] = []
     for name in ("dispatch", actions.get(method, method)):
         handler = getattr(cls, name, None)
