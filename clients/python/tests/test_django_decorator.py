@@ -68,6 +68,17 @@ def test_callable_key_and_rate(new_ip: Callable[[], str]) -> None:
     assert [get(ip, "/callable").status_code for _ in range(4)] == [200] * 4
 
 
+def test_dotted_path_key_and_api_key(new_ip: Callable[[], str]) -> None:
+    tenant = f"d-{new_ip()}"
+    assert get(new_ip(), "/dotted", X_Tenant=tenant).status_code == 200
+    assert get(new_ip(), "/dotted", X_Tenant=tenant).status_code == 429
+    key = f"k-{new_ip()}"
+    assert get(new_ip(), "/api-key", X_API_Key=key).status_code == 200
+    assert get(new_ip(), "/api-key", X_API_Key=key).status_code == 429  # per key, from anywhere
+    ip = new_ip()
+    assert [get(ip, "/api-key").status_code for _ in range(2)] == [200, 429]  # no key: per IP
+
+
 def test_block_false_marks_the_request_and_runs_the_view(new_ip: Callable[[], str]) -> None:
     ip = new_ip()
     first, second, third = (get(ip, "/noblock") for _ in range(3))

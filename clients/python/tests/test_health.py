@@ -25,7 +25,7 @@ def test_verbose_text(ratelimitd: Server) -> None:
     call_command("ratelimitd_health", "--verbose", stdout=out)
     text = out.getvalue()
     assert f"ratelimitd at {ratelimitd.grpc_addr}: SERVING" in text
-    assert "memory (memory): breaker" in text
+    assert "\n  memory (memory): usable\n    last latency 0 us; 0 transitions\n" in text
     assert "client breaker: CLOSED" in text
 
 

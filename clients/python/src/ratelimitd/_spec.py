@@ -10,6 +10,7 @@ only differ in how they read a request (:class:`RequestReader`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -176,6 +177,9 @@ class LimitSpec:
     def _key(self, request: Any, reader: RequestReader) -> tuple[str, dict[str, str], dict[str, str]] | None:
         """The key part in the policy's language, plus the descriptors and headers it reads."""
         key = self.key
+        if isinstance(key, str) and "." in key and ":" not in key:
+            module, _, name = key.rpartition(".")
+            key = getattr(importlib.import_module(module), name)
         if callable(key):
             value = _call(key, self.group, request)
             return None if value is None else self._computed(str(value))
@@ -253,6 +257,8 @@ def response_headers(decision: Decision) -> dict[str, str]:
 
 def _is_known_key(key: str) -> bool:
     source, colon, _ = key.partition(":")
+    if "." in key and not colon:
+        return True  # a dotted path to a key function, as django-ratelimit takes
     if colon:
         return source in ("get", "post", "header", "descriptor")
     parts = key.split("|")

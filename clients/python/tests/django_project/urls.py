@@ -11,6 +11,8 @@ urlpatterns = [
     path("user", views.user_view),
     path("callable", views.callable_view),
     path("noblock", views.noblock_view),
+    path("dotted", views.dotted_view),
+    path("api-key", views.api_key_view),
     path("skip", views.skip_view),
     path("stacked", views.stacked_view),
     *[path(f"algo/{name}", view) for name, view in views.algorithm_views.items()],

@@ -51,6 +51,20 @@ def callable_view(request: HttpRequest) -> JsonResponse:
     return report(request)
 
 
+def tenant_key(request: HttpRequest) -> str | None:
+    return request.headers.get("X-Tenant")
+
+
+@rate_limit(key="tests.django_project.views.tenant_key", rate="1/m")
+def dotted_view(request: HttpRequest) -> JsonResponse:
+    return report(request)
+
+
+@rate_limit(key="api_key", rate="1/m")
+def api_key_view(request: HttpRequest) -> JsonResponse:
+    return report(request)
+
+
 @rate_limit(key="ip", rate="1/m", block=False)
 def noblock_view(request: HttpRequest) -> JsonResponse:
     return report(request)

@@ -81,9 +81,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {report['error']}")
         for backend in report["backends"]:
             usable = "usable" if backend["usable"] else "UNUSABLE"
-            self.stdout.write(
-                f"  {backend['name']} ({backend['kind']}): breaker {backend['breaker']}, {usable}"
-            )
+            breaker = f"breaker {backend['breaker']}, " if backend["breaker"] else ""  # Redis only
+            self.stdout.write(f"  {backend['name']} ({backend['kind']}): {breaker}{usable}")
             if verbose:
                 details = [
                     f"last latency {backend['last_latency_us']} us",
