@@ -10,7 +10,9 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 BINARY = Path(os.environ.get("RATELIMITD_BIN", REPOSITORY / "target" / "debug" / "ratelimitd"))
@@ -82,6 +84,15 @@ class Server:
             text = response.read().decode()
         match = _METRIC.search(text)
         return int(match.group(1)) if match else 0
+
+    def statuses_and_calls(self, send: Callable[[], Any], count: int) -> list[tuple[int, int]]:
+        """``send()`` ``count`` times: each response's status and the CheckLimit calls it made."""
+        results = []
+        for _ in range(count):
+            before = self.check_limit_calls()
+            status = send().status_code
+            results.append((status, self.check_limit_calls() - before))
+        return results
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing answers (calls run into their deadline).

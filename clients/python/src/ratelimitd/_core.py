@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import grpc
 
@@ -26,9 +26,30 @@ from ratelimitd.ip import normalize_ip, parse_networks
 from ratelimitd.limits import Limit
 from ratelimitd.local import LocalLimiter
 
+if TYPE_CHECKING:  # Unpack is in typing from 3.11; annotations are never evaluated
+    from typing_extensions import Unpack
+
 ErrorHandler = Callable[[ServiceError, pb.CheckLimitRequest], Decision]
 OnError = Literal["open", "closed", "local"] | ErrorHandler
 Descriptors = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class CheckAttributes(TypedDict, total=False):
+    """What a check may say about a request (every argument of ``check``)."""
+
+    limits: Iterable[Limit]
+    cost: int | None
+    descriptors: Descriptors
+    peer_ip: str | None
+    forwarded_for: str | None
+    client_ip: str | None
+    user: str | None
+    api_key: str | None
+    method: str | None
+    path: str | None
+    headers: Mapping[str, str] | None
+    domain: str | None
+
 
 # Denials remembered at most (the oldest go first).
 _DENY_CACHE_SIZE = 10_000
@@ -86,37 +107,24 @@ class Core:
         """CLOSED, OPEN or HALF_OPEN (always CLOSED without a breaker)."""
         return self.breaker.state if self.breaker else "CLOSED"
 
-    def request(
-        self,
-        *,
-        limits: Iterable[Limit] = (),
-        cost: int | None = None,
-        descriptors: Descriptors = (),
-        peer_ip: str | None = None,
-        forwarded_for: str | None = None,
-        client_ip: str | None = None,
-        user: str | None = None,
-        api_key: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        domain: str | None = None,
-    ) -> pb.CheckLimitRequest:
+    def request(self, **attributes: Unpack[CheckAttributes]) -> pb.CheckLimitRequest:
         """The CheckLimitRequest for these attributes (``peer_ip`` normalised: ``::ffff:`` unmapped)."""
+        descriptors = attributes.get("descriptors") or ()
         pairs = descriptors.items() if isinstance(descriptors, Mapping) else descriptors
         request = pb.CheckLimitRequest(
-            domain=domain or self.options.domain,
+            domain=attributes.get("domain") or self.options.domain,
             descriptors=[pb.DescriptorEntry(key=k, value=v) for k, v in pairs],
-            client_ip=client_ip or "",
-            peer_ip=normalize_ip(peer_ip),
-            forwarded_for=forwarded_for or "",
-            user=user or "",
-            api_key=api_key or "",
-            method=method or "",
-            path=path or "",
-            headers=dict(headers or {}),
-            limits=[limit.to_proto() for limit in limits],
+            client_ip=attributes.get("client_ip") or "",
+            peer_ip=normalize_ip(attributes.get("peer_ip")),
+            forwarded_for=attributes.get("forwarded_for") or "",
+            user=attributes.get("user") or "",
+            api_key=attributes.get("api_key") or "",
+            method=attributes.get("method") or "",
+            path=attributes.get("path") or "",
+            headers=dict(attributes.get("headers") or {}),
+            limits=[limit.to_proto() for limit in attributes.get("limits") or ()],
         )
+        cost = attributes.get("cost")
         if cost is not None:
             request.cost = cost
         return request

@@ -14,19 +14,21 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
 
-from ratelimitd._core import Core, Descriptors, OnError, Options
+from ratelimitd._core import CheckAttributes, Core, OnError, Options
 from ratelimitd._proto.ratelimit.v1 import ratelimit_pb2 as pb
 from ratelimitd._proto.ratelimit.v1 import ratelimit_pb2_grpc as pb_grpc
 from ratelimitd.breaker import DEFAULT_BREAKER, BreakerOptions, BreakerState
 from ratelimitd.decision import Decision
 from ratelimitd.errors import classify
-from ratelimitd.limits import Limit
+
+if TYPE_CHECKING:  # Unpack is in typing from 3.11; annotations are never evaluated
+    from typing_extensions import Unpack
 
 # Channels inherited across a fork: kept referenced so that the child never
 # closes them (closing would act on the parent's connections and threads).
@@ -97,7 +99,7 @@ class _BaseClient:
         """The client's circuit breaker: CLOSED, OPEN or HALF_OPEN."""
         return self._core.breaker_state
 
-    def request(self, **attributes: Any) -> pb.CheckLimitRequest:
+    def request(self, **attributes: Unpack[CheckAttributes]) -> pb.CheckLimitRequest:
         """The CheckLimitRequest :meth:`check` would send (same keyword arguments)."""
         return self._core.request(**attributes)
 
@@ -158,34 +160,17 @@ class Client(_BaseClient):
     _limiter: pb_grpc.RateLimiterStub | None = None
     _admin: pb_grpc.AdminStub | None = None
 
-    def check(
-        self,
-        *,
-        limits: Iterable[Limit] = (),
-        cost: int | None = None,
-        descriptors: Descriptors = (),
-        peer_ip: str | None = None,
-        forwarded_for: str | None = None,
-        client_ip: str | None = None,
-        user: str | None = None,
-        api_key: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        domain: str | None = None,
-    ) -> Decision:
+    def check(self, **attributes: Unpack[CheckAttributes]) -> Decision:
         """Decides one request: consumes ``cost`` (default 1; 0 only checks) from every limit.
 
-        ``peer_ip`` is the address the socket saw and ``forwarded_for`` the
-        raw ``X-Forwarded-For``: the service resolves the client through its
-        trusted proxies. ``client_ip`` is an address already resolved.
+        Keyword arguments: ``limits`` (declared :class:`Limit` objects),
+        ``cost``, ``descriptors`` (a mapping or pairs), ``peer_ip`` (the
+        address the socket saw) and ``forwarded_for`` (the raw
+        ``X-Forwarded-For``; the service resolves the client through its
+        trusted proxies), ``client_ip`` (an address already resolved),
+        ``user``, ``api_key``, ``method``, ``path``, ``headers``, ``domain``.
         """
-        request = self._core.request(
-            limits=limits, cost=cost, descriptors=descriptors, peer_ip=peer_ip,
-            forwarded_for=forwarded_for, client_ip=client_ip, user=user, api_key=api_key,
-            method=method, path=path, headers=headers, domain=domain,
-        )  # fmt: skip
-        return self.decide(request)
+        return self.decide(self._core.request(**attributes))
 
     def decide(self, request: pb.CheckLimitRequest) -> Decision:
         """:meth:`check` for a request already built (by :meth:`request`)."""
@@ -278,29 +263,9 @@ class AsyncClient(_BaseClient):
         shared._init_core(client._core)
         return shared
 
-    async def check(
-        self,
-        *,
-        limits: Iterable[Limit] = (),
-        cost: int | None = None,
-        descriptors: Descriptors = (),
-        peer_ip: str | None = None,
-        forwarded_for: str | None = None,
-        client_ip: str | None = None,
-        user: str | None = None,
-        api_key: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        domain: str | None = None,
-    ) -> Decision:
+    async def check(self, **attributes: Unpack[CheckAttributes]) -> Decision:
         """See :meth:`Client.check`."""
-        request = self._core.request(
-            limits=limits, cost=cost, descriptors=descriptors, peer_ip=peer_ip,
-            forwarded_for=forwarded_for, client_ip=client_ip, user=user, api_key=api_key,
-            method=method, path=path, headers=headers, domain=domain,
-        )  # fmt: skip
-        return await self.decide(request)
+        return await self.decide(self._core.request(**attributes))
 
     async def decide(self, request: pb.CheckLimitRequest) -> Decision:
         """See :meth:`Client.decide`."""
