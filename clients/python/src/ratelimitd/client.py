@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # Unpack is in typing from 3.11; annotations are never evalua
 # closes them (closing would act on the parent's connections and threads).
 _inherited: list[object] = []
 _clients: weakref.WeakSet[_BaseClient] = weakref.WeakSet()
+_LOCAL_POOL = "grpc.use_local_subchannel_pool"
 
 
 def _after_fork_in_child() -> None:
@@ -121,9 +122,15 @@ class _BaseClient:
 
     def _new_channel(self, module: Any) -> Any:
         options = self.options
+        arguments = list(options.channel_options)
+        # Each channel its own connections: by default gRPC shares them
+        # process-wide, and a forked child's new channel would pick up the
+        # parent's (UNAVAILABLE: "Wrong file descriptor generation").
+        if not any(name == _LOCAL_POOL for name, _ in arguments):
+            arguments.append((_LOCAL_POOL, 1))
         if options.credentials is not None:
-            return module.secure_channel(options.target, options.credentials, list(options.channel_options))
-        return module.insecure_channel(options.target, list(options.channel_options))
+            return module.secure_channel(options.target, options.credentials, arguments)
+        return module.insecure_channel(options.target, arguments)
 
 
 class Client(_BaseClient):
