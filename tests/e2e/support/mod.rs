@@ -5,7 +5,7 @@
 use ratelimitd_engine::{Clock, ManualClock};
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, DescriptorEntry};
-use ratelimitd_server::api::grpc::Shutdown;
+use ratelimitd_server::api::grpc::{GrpcListeners, Shutdown};
 use ratelimitd_server::config::Sources;
 use ratelimitd_server::service::{self, ServiceOptions};
 use ratelimitd_server::state::ServiceState;
@@ -81,7 +81,7 @@ impl TestServer {
             ServiceOptions {
                 sources: sources.clone(),
                 watch_files: !options.no_watch,
-                grpc_listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                grpc_listeners: GrpcListeners::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap(),
                 http_listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
                 shutdown: Shutdown {
                     drain_delay: Duration::ZERO,

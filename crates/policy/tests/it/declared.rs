@@ -67,9 +67,8 @@ fn nothing_declared_passes_any_domain_and_declaring_needs_an_accepting_one() {
 /// same, and two domains' keys differ.
 #[test]
 fn declared_keys_never_equal_a_rules() {
-    let p = policy(
-        "rules: [{name: pages, key: [user], rate: 1/m}]\ndeclared: {domains: [web, shop]}",
-    );
+    let p =
+        policy("rules: [{name: pages, key: [user], rate: 1/m}]\ndeclared: {domains: [web, shop]}");
     let key = ["user".to_string()];
     let request = |domain: &str| RequestAttributes {
         user: "alice".into(),
@@ -122,8 +121,16 @@ fn an_override_replacing_the_algorithm_brings_its_own_parameters() {
     let checks = p.declare(&request, &requested).unwrap();
     let spec = &checks[0].spec;
     assert_eq!(
-        (spec.algorithm, spec.rate.count, spec.burst, checks[0].overridden),
+        (
+            spec.algorithm,
+            spec.rate.count,
+            spec.burst,
+            checks[0].overridden
+        ),
         (Algorithm::TokenBucket, 10, 40, true)
     );
-    assert_eq!(checks[0].label, "declared:*", "a glob names no metric label");
+    assert_eq!(
+        checks[0].label, "declared:*",
+        "a glob names no metric label"
+    );
 }

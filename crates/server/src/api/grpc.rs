@@ -14,12 +14,16 @@ use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use ratelimitd_proto::v1::admin_server::AdminServer;
 use ratelimitd_proto::v1::rate_limiter_server::RateLimiterServer;
+use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic::transport::Server;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tower::layer::util::{Identity, Stack};
 
 /// How the server stops once asked to.
 #[derive(Debug, Clone, Copy)]
@@ -31,16 +35,134 @@ pub struct Shutdown {
     pub grace: Duration,
 }
 
-/// Serves every gRPC service on `listener` until `stop` resolves, then
-/// drains as `shutdown` says.
+/// The gRPC port's listening sockets: one per serving thread, all bound to
+/// one address with `SO_REUSEPORT`, so the kernel spreads connections over
+/// the threads.
+pub struct GrpcListeners {
+    sockets: Vec<std::net::TcpListener>,
+    addr: SocketAddr,
+}
+
+impl GrpcListeners {
+    /// `threads` sockets on `addr` (port 0: one free port for all).
+    pub fn bind(addr: SocketAddr, threads: usize) -> std::io::Result<Self> {
+        let first = reuseport_listener(addr)?;
+        let addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..threads.max(1) {
+            sockets.push(reuseport_listener(addr)?);
+        }
+        Ok(Self { sockets, addr })
+    }
+
+    /// Where they listen.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Serves every gRPC service until `stop` resolves, then drains as
+/// `shutdown` says.
+///
+/// Each socket of `listeners` has a thread of its own running a
+/// single-threaded runtime: a connection is served, start to end, by the
+/// thread that accepted it, so a call never hops threads (cross-thread
+/// wake-ups cost more CPU than a decision; docs/benchmarks.md). The state is
+/// shared; work on other runtimes (Redis I/O, reloads, the HTTP port) stays
+/// where it was started.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: GrpcListeners,
     state: Arc<ServiceState>,
     stop: impl Future<Output = ()>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (reporter, health_service) = health::health(&state).await;
     let monitor = tokio::spawn(health::monitor(reporter.clone(), state.clone()));
+    // Closed when sent `true`, or when this future is dropped.
+    let (close, closed) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(listeners.sockets.len());
+    for (index, socket) in listeners.sockets.into_iter().enumerate() {
+        let (state, health_service, mut closed) =
+            (state.clone(), health_service.clone(), closed.clone());
+        let (done, finished) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+        std::thread::Builder::new()
+            .name(format!("ratelimitd-grpc-{index}"))
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let listener = TcpListener::from_std(socket)?;
+                            router(&state, health_service)?
+                                .serve_with_incoming_shutdown(
+                                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                                    async move {
+                                        let _ = closed.wait_for(|closed| *closed).await;
+                                    },
+                                )
+                                .await?;
+                            Ok(())
+                        })
+                    });
+                let _ = done.send(served);
+            })?;
+        threads.push(async move {
+            finished
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a gRPC serving thread died")))
+        });
+    }
+    let served = futures_util::future::try_join_all(threads);
+    tokio::pin!(served);
+    tokio::select! {
+        result = &mut served => return result.map(drop),
+        () = stop => {}
+    }
+
+    monitor.abort();
+    state.start_draining();
+    health::set(&reporter, false).await;
+    tracing::info!(
+        drain_delay_ms = u64::try_from(shutdown.drain_delay.as_millis()).unwrap_or(u64::MAX),
+        "shutdown requested: health is NOT_SERVING, still serving while draining"
+    );
+    tokio::select! {
+        result = &mut served => return result.map(drop),
+        () = tokio::time::sleep(shutdown.drain_delay) => {}
+    }
+    let _ = close.send(true);
+    match tokio::time::timeout(shutdown.grace, served).await {
+        Ok(result) => {
+            tracing::info!("all in-flight calls finished; stopped");
+            result.map(drop)
+        }
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = u64::try_from(shutdown.grace.as_millis()).unwrap_or(u64::MAX),
+                "in-flight calls still running after the grace period; stopping anyway"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Every gRPC service over `state`, behind the per-RPC layer.
+fn router(
+    state: &Arc<ServiceState>,
+    health: HealthServer<impl Health>,
+) -> anyhow::Result<Router<Stack<RpcLayer, Identity>>> {
     // Both reflection versions advertise every service served, themselves
     // included, so any grpcurl finds everything.
     let reflection = || {
@@ -53,15 +175,11 @@ pub async fn serve(
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             )
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    let (close, closed) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    Ok(Server::builder()
         .layer(RpcLayer::new(state.metrics().clone()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
         .add_service(AdminServer::new(AdminService::new(state.clone())))
         .add_service(AuthorizationServer::new(ExtAuthzService::new(
             state.clone(),
@@ -69,42 +187,5 @@ pub async fn serve(
         .add_service(RateLimitServiceServer::new(RlsService::new(state.clone())))
         .add_service(RateLimiterServer::new(RateLimiterService::new(
             state.clone(),
-        )))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                closed.await.ok();
-            },
-        );
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return Ok(result?),
-        () = stop => {}
-    }
-
-    monitor.abort();
-    state.start_draining();
-    health::set(&reporter, false).await;
-    tracing::info!(
-        drain_delay_ms = u64::try_from(shutdown.drain_delay.as_millis()).unwrap_or(u64::MAX),
-        "shutdown requested: health is NOT_SERVING, still serving while draining"
-    );
-    tokio::select! {
-        result = &mut server => return Ok(result?),
-        () = tokio::time::sleep(shutdown.drain_delay) => {}
-    }
-    let _ = close.send(());
-    match tokio::time::timeout(shutdown.grace, server).await {
-        Ok(result) => {
-            tracing::info!("all in-flight calls finished; stopped");
-            Ok(result?)
-        }
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = u64::try_from(shutdown.grace.as_millis()).unwrap_or(u64::MAX),
-                "in-flight calls still running after the grace period; stopping anyway"
-            );
-            Ok(())
-        }
-    }
+        ))))
 }

@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// HTTP listen address (`GET /healthcheck`, `POST /json`).
     #[arg(long, env = "RATELIMITD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+    /// Threads serving gRPC, each with its own connections (default: one
+    /// per CPU).
+    #[arg(long, env = "RATELIMITD_THREADS")]
+    pub threads: Option<usize>,
     /// Reload on SIGHUP only, not when the files change.
     #[arg(long, env = "RATELIMITD_NO_WATCH")]
     pub no_watch: bool,

@@ -5,7 +5,7 @@ use super::ServeArgs;
 use anyhow::Context;
 use opentelemetry::metrics::Meter;
 use ratelimitd_engine::SystemClock;
-use ratelimitd_server::api::grpc::Shutdown;
+use ratelimitd_server::api::grpc::{GrpcListeners, Shutdown};
 use ratelimitd_server::config::{Sources, EXAMPLE_POLICY_PATH};
 use ratelimitd_server::service::{self, ServiceOptions};
 use ratelimitd_server::telemetry::events::DenialEvents;
@@ -27,8 +27,10 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
         }
     };
     let terminated = termination()?;
-    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
-        .await
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let grpc_listeners = GrpcListeners::bind(args.grpc_addr, threads)
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -36,7 +38,7 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
     let options = ServiceOptions {
         sources,
         watch_files: !args.no_watch,
-        grpc_listener,
+        grpc_listeners,
         http_listener,
         shutdown: Shutdown {
             drain_delay: args.drain_delay,

@@ -6,7 +6,7 @@
 
 pub mod reload;
 
-use crate::api::grpc::{self, Shutdown};
+use crate::api::grpc::{self, GrpcListeners, Shutdown};
 use crate::api::http;
 use crate::backends;
 use crate::config::{Loaded, Sources};
@@ -27,8 +27,8 @@ pub struct ServiceOptions {
     pub sources: Sources,
     /// Reload when the files change (SIGHUP reloads either way).
     pub watch_files: bool,
-    /// The gRPC port.
-    pub grpc_listener: TcpListener,
+    /// The gRPC port: one socket per serving thread.
+    pub grpc_listeners: GrpcListeners,
     /// The HTTP port.
     pub http_listener: TcpListener,
     /// How to stop once asked to.
@@ -49,7 +49,7 @@ pub struct Service {
     pub grpc_addr: SocketAddr,
     /// Where its HTTP port listens.
     pub http_addr: SocketAddr,
-    grpc_listener: TcpListener,
+    grpc_listeners: GrpcListeners,
     shutdown: Shutdown,
     http_stop: tokio::sync::oneshot::Sender<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -81,7 +81,7 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
         metrics,
         options.events,
     ));
-    let grpc_addr = options.grpc_listener.local_addr()?;
+    let grpc_addr = options.grpc_listeners.local_addr();
     let http_addr = options.http_listener.local_addr()?;
     tracing::info!(
         %grpc_addr,
@@ -101,7 +101,7 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
         state,
         grpc_addr,
         http_addr,
-        grpc_listener: options.grpc_listener,
+        grpc_listeners: options.grpc_listeners,
         shutdown: options.shutdown,
         http_stop,
         http,
@@ -114,7 +114,7 @@ impl Service {
     /// answering for the drain delay, then in-flight calls finish within
     /// the grace period) and stops both ports.
     pub async fn run(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let served = grpc::serve(self.grpc_listener, self.state, stop, self.shutdown).await;
+        let served = grpc::serve(self.grpc_listeners, self.state, stop, self.shutdown).await;
         let _ = self.http_stop.send(());
         let _ = self.http.await;
         served
