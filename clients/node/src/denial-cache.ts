@@ -1,7 +1,10 @@
 import type { Decision } from "./decision.js";
 import { CheckLimitRequest } from "./gen/ratelimit/v1/ratelimit.js";
 
-/** Denials remembered at most; the oldest go first. */
+/**
+ * Denials remembered at most: when full, expired ones are dropped, and a
+ * new denial is not remembered if none had expired.
+ */
 const MAX_ENTRIES = 10_000;
 
 interface Entry {
@@ -37,8 +40,10 @@ export class DenialCache {
     if (decision.code !== "OVER_LIMIT" || decision.retryAfterMs <= 0) return;
     if (request.limits.some((limit) => limit.countDenied)) return;
     if (this.#entries.size >= MAX_ENTRIES) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
+      for (const [key, entry] of this.#entries) {
+        if (entry.until <= now) this.#entries.delete(key);
+      }
+      if (this.#entries.size >= MAX_ENTRIES) return;
     }
     this.#entries.set(fingerprint(request), { decision, until: now + decision.retryAfterMs });
   }

@@ -142,7 +142,7 @@ describe("the circuit breaker", () => {
       breaker: { failureThreshold: 3, recoveryTimeoutMs: 60_000 },
     });
     assert.equal((await client.check()).source, "service");
-    service.pause();
+    await service.pause();
     try {
       const durations: number[] = [];
       for (let i = 0; i < 10; i += 1) {
@@ -172,7 +172,7 @@ describe("the circuit breaker", () => {
       breaker: { failureThreshold: 1, recoveryTimeoutMs: 300, maxRecoveryTimeoutMs: 600 },
     });
     assert.equal((await client.check()).source, "service");
-    service.pause();
+    await service.pause();
     try {
       assert.equal((await client.check()).error?.grpcCode, status.DEADLINE_EXCEEDED);
       assert.equal(client.breakerState, "OPEN");

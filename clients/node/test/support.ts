@@ -3,12 +3,13 @@
  * `<repo>/target/debug/ratelimitd`), and small HTTP helpers. No fakes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 const BINARY =
@@ -70,9 +71,14 @@ export class Service {
     return match === null ? 0 : Number(match[1]);
   }
 
-  /** Freezes the process: connections stay open, calls get no answer. */
-  pause(): void {
+  /**
+   * Freezes the process: connections stay open, calls get no answer.
+   * Resolves once it is stopped (a signal is delivered asynchronously).
+   */
+  async pause(): Promise<void> {
     this.#child.kill("SIGSTOP");
+    // The state is the field after the parenthesised command name.
+    while (!/\)\s+T/.test(readFileSync(`/proc/${this.#child.pid}/stat`, "utf8"))) await sleep(1);
   }
 
   resume(): void {
