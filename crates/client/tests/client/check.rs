@@ -2,7 +2,7 @@
 
 use crate::support::Service;
 use ratelimitd_client::{
-    Algorithm, CheckLimitRequest, Client, Code, Error, Failure, Limit, Source,
+    Algorithm, CheckLimitRequest, Client, Code, Decision, Error, Failure, Limit, Source,
 };
 use std::time::Duration;
 
@@ -25,17 +25,25 @@ fn from(peer_ip: &str, limit: Limit) -> CheckLimitRequest {
     }
 }
 
+/// A sliding-log limit per client address: exact, whatever the clock.
+fn per_ip(name: &str, rate: &str) -> Limit {
+    Limit::new(name, rate)
+        .key("ip")
+        .algorithm(Algorithm::SlidingLog)
+}
+
+/// The decision for `limit` from `peer_ip`, which must not be an error.
+async fn decide(client: &Client, peer_ip: &str, limit: Limit) -> Decision {
+    client.check(from(peer_ip, limit)).await.unwrap()
+}
+
 #[tokio::test]
 async fn allows_then_denies_with_the_services_statuses_headers_and_waits() {
     let service = Service::start();
     let client = client(&service, false).await;
-    let login = || {
-        Limit::new("views.login", "2/m")
-            .key("ip")
-            .algorithm(Algorithm::SlidingLog)
-    };
+    let login = || per_ip("views.login", "2/m");
 
-    let first = client.check(from("192.0.2.10", login())).await.unwrap();
+    let first = decide(&client, "192.0.2.10", login()).await;
     assert!(first.allowed);
     assert_eq!(first.code, Code::Ok);
     assert_eq!(first.source, Source::Service);
@@ -67,15 +75,9 @@ async fn allows_then_denies_with_the_services_statuses_headers_and_waits() {
     assert_eq!(status.window_ms, 60_000);
     assert_eq!(status.failure(), Failure::None);
 
-    assert_eq!(
-        client
-            .check(from("192.0.2.10", login()))
-            .await
-            .unwrap()
-            .remaining,
-        Some(0)
-    );
-    let denied = client.check(from("192.0.2.10", login())).await.unwrap();
+    let second = decide(&client, "192.0.2.10", login()).await;
+    assert_eq!(second.remaining, Some(0));
+    let denied = decide(&client, "192.0.2.10", login()).await;
     assert!(!denied.allowed);
     assert_eq!(denied.code, Code::OverLimit);
     assert_eq!((denied.remaining, denied.limit), (Some(0), Some(2)));
@@ -96,32 +98,10 @@ async fn allows_then_denies_with_the_services_statuses_headers_and_waits() {
 async fn counts_an_ipv4_mapped_peer_as_its_ipv4_address() {
     let service = Service::start();
     let client = client(&service, false).await;
-    let limit = || {
-        Limit::new("mapped", "1/m")
-            .key("ip")
-            .algorithm(Algorithm::SlidingLog)
-    };
-    assert!(
-        client
-            .check(from("::ffff:192.0.2.20", limit()))
-            .await
-            .unwrap()
-            .allowed
-    );
-    assert!(
-        !client
-            .check(from("192.0.2.20", limit()))
-            .await
-            .unwrap()
-            .allowed
-    );
-    assert!(
-        client
-            .check(from("192.0.2.21", limit()))
-            .await
-            .unwrap()
-            .allowed
-    );
+    let limit = || per_ip("mapped", "1/m");
+    assert!(decide(&client, "::ffff:192.0.2.20", limit()).await.allowed);
+    assert!(!decide(&client, "192.0.2.20", limit()).await.allowed);
+    assert!(decide(&client, "192.0.2.21", limit()).await.allowed);
 }
 
 #[tokio::test]
@@ -158,22 +138,12 @@ async fn a_request_the_service_refuses_is_a_typed_error_not_a_fallback() {
 async fn the_denial_cache_repeats_a_denial_without_a_call_until_its_retry_after() {
     let service = Service::start();
     let client = client(&service, true).await;
-    let limit = || {
-        Limit::new("cached", "1/m")
-            .key("ip")
-            .algorithm(Algorithm::SlidingLog)
-    };
-    assert!(
-        client
-            .check(from("192.0.2.30", limit()))
-            .await
-            .unwrap()
-            .allowed
-    );
-    let denied = client.check(from("192.0.2.30", limit())).await.unwrap();
+    let limit = || per_ip("cached", "1/m");
+    assert!(decide(&client, "192.0.2.30", limit()).await.allowed);
+    let denied = decide(&client, "192.0.2.30", limit()).await;
     assert_eq!(denied.source, Source::Service);
     let calls = service.calls();
-    let cached = client.check(from("192.0.2.30", limit())).await.unwrap();
+    let cached = decide(&client, "192.0.2.30", limit()).await;
     assert_eq!(service.calls(), calls, "no call for a cached denial");
     assert!(!cached.allowed);
     assert_eq!(
@@ -183,28 +153,16 @@ async fn the_denial_cache_repeats_a_denial_without_a_call_until_its_retry_after(
     assert_eq!(cached.headers, denied.headers);
     assert!(cached.retry_after > Duration::ZERO && cached.retry_after <= denied.retry_after);
     // Another request is another fingerprint.
-    let other = client.check(from("192.0.2.31", limit())).await.unwrap();
+    let other = decide(&client, "192.0.2.31", limit()).await;
     assert_eq!(other.source, Source::Service);
     assert_eq!(service.calls(), calls + 1);
 
     // Never for a count_denied limit.
     let counted = || Limit::new("counted", "1/m").key("ip").count_denied(true);
-    assert!(
-        client
-            .check(from("192.0.2.40", counted()))
-            .await
-            .unwrap()
-            .allowed
-    );
-    assert!(
-        !client
-            .check(from("192.0.2.40", counted()))
-            .await
-            .unwrap()
-            .allowed
-    );
+    assert!(decide(&client, "192.0.2.40", counted()).await.allowed);
+    assert!(!decide(&client, "192.0.2.40", counted()).await.allowed);
     let calls = service.calls();
-    let again = client.check(from("192.0.2.40", counted())).await.unwrap();
+    let again = decide(&client, "192.0.2.40", counted()).await;
     assert_eq!((again.allowed, again.source), (false, Source::Service));
     assert_eq!(service.calls(), calls + 1);
 }

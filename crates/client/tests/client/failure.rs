@@ -96,43 +96,15 @@ async fn local_decides_from_the_declared_limits_divided_among_replicas_counted_e
     );
     assert_eq!(status.failure(), Failure::Local);
     // Another client has its own counter; IPv6 clients count per /64.
-    let left = |decision: Decision| decision.remaining.unwrap();
-    assert_eq!(
-        left(
-            client
-                .check(request("192.0.2.51", [search()]))
-                .await
-                .unwrap()
-        ),
-        2
-    );
-    assert_eq!(
-        left(
-            client
-                .check(request("2001:db8::1", [search()]))
-                .await
-                .unwrap()
-        ),
-        2
-    );
-    assert_eq!(
-        left(
-            client
-                .check(request("2001:db8:0:0:ffff::2", [search()]))
-                .await
-                .unwrap()
-        ),
-        1
-    );
-    assert_eq!(
-        left(
-            client
-                .check(request("2001:db8:0:1::1", [search()]))
-                .await
-                .unwrap()
-        ),
-        2
-    );
+    for (peer, left) in [
+        ("192.0.2.51", 2),
+        ("2001:db8::1", 2),
+        ("2001:db8:0:0:ffff::2", 1),
+        ("2001:db8:0:1::1", 2),
+    ] {
+        let decision = client.check(request(peer, [search()])).await.unwrap();
+        assert_eq!(decision.remaining, Some(left), "{peer}");
+    }
 
     // Every limit at once: a denial consumes nothing; shadow limits never deny.
     let wide = || Limit::new("wide", "10/h");

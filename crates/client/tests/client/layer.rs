@@ -1,6 +1,6 @@
 //! `RateLimitLayer` in an axum router, against the service.
 
-use crate::support::{gone, Service};
+use crate::support::{gone, http_get, Service};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
@@ -9,7 +9,6 @@ use http::{Request, Response, StatusCode};
 use ratelimitd_client::{
     Algorithm, CheckLimitRequest, Client, Decision, Error, Limit, OnError, RateLimitLayer, Source,
 };
-use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tower::ServiceExt;
@@ -140,25 +139,14 @@ async fn sends_the_raw_forwarded_for_for_the_service_to_resolve_and_fills_the_re
             }),
     );
     // 127.0.0.1 is a trusted proxy in the test policy: the right-most other hop counts.
-    let via = |xff: &'static str| [("x-forwarded-for", xff)];
-    assert_eq!(
-        get_from(&app, "/own", "127.0.0.1", &via("1.1.1.1, 203.0.113.7"))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        get_from(&app, "/own", "127.0.0.1", &via("2.2.2.2, 203.0.113.7"))
-            .await
-            .0,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        get_from(&app, "/own", "127.0.0.1", &via("203.0.113.8"))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    for (xff, expected) in [
+        ("1.1.1.1, 203.0.113.7", StatusCode::OK),
+        ("2.2.2.2, 203.0.113.7", StatusCode::TOO_MANY_REQUESTS),
+        ("203.0.113.8", StatusCode::OK),
+    ] {
+        let (status, ..) = get_from(&app, "/own", "127.0.0.1", &[("x-forwarded-for", xff)]).await;
+        assert_eq!(status, expected, "{xff}");
+    }
     // The user limit the request function declared.
     assert_eq!(
         get_from(&app, "/", "198.51.100.1", &[]).await.0,
@@ -228,23 +216,8 @@ async fn status_line_from(source: &str, port: u16) -> String {
         .unwrap()
         .into_std()
         .unwrap();
-    tokio::task::spawn_blocking(move || {
-        let mut stream = stream;
-        stream.set_nonblocking(false).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text.lines().next().unwrap().to_string()
-    })
-    .await
-    .unwrap()
+    let response = tokio::task::spawn_blocking(move || http_get(stream, "/"));
+    response.await.unwrap().lines().next().unwrap().to_string()
 }
 
 #[tokio::test]

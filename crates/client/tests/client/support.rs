@@ -94,15 +94,9 @@ impl Service {
 
     /// CheckLimit calls the service has answered (its own metrics).
     pub fn calls(&self) -> u64 {
-        let mut stream = TcpStream::connect(&self.http_addr).expect("the metrics port");
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text.lines()
+        let stream = TcpStream::connect(&self.http_addr).expect("the metrics port");
+        http_get(stream, "/metrics")
+            .lines()
             .find_map(|line| {
                 line.strip_prefix(
                     "ratelimitd_grpc_request_duration_seconds_count{method=\"CheckLimit\"} ",
@@ -151,6 +145,23 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `GET path` over `stream` (HTTP/1.1, the connection closed after it):
+/// the whole response.
+pub fn http_get(mut stream: TcpStream, path: &str) -> String {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
 
 /// The address of a service that was started and killed: nothing listens.
