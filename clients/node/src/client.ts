@@ -144,7 +144,7 @@ export class RatelimitdClient {
     return decision;
   }
 
-  /** Closes the channel; calls after this fail over to the on-error policy. */
+  /** Closes the channel, for a clean exit; the client is not to be used after. */
   close(): void {
     this.#rpc.close();
   }

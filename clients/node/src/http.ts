@@ -47,6 +47,8 @@ export function checkHttpRequest<Req>(
   options: IntegrationOptions<Req>,
 ): Promise<Decision> {
   const forwarded = raw.headers["x-forwarded-for"];
+  // Express rewrites `url` below a mount point; `originalUrl` is the request's.
+  const url = "originalUrl" in raw && typeof raw.originalUrl === "string" ? raw.originalUrl : (raw.url ?? "");
   const extra = options.request?.(req) ?? {};
   const descriptors = [...(extra.descriptors ?? [])];
   const declared = limits.flatMap((limit): Limit[] => {
@@ -73,7 +75,7 @@ export function checkHttpRequest<Req>(
   return options.client.check(
     {
       method: raw.method,
-      path: (raw.url ?? "").split("?", 1)[0],
+      path: url.split("?", 1)[0],
       peerIp: raw.socket.remoteAddress,
       forwardedFor: Array.isArray(forwarded) ? forwarded.join(", ") : forwarded,
       ...extra,

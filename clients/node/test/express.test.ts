@@ -133,6 +133,24 @@ describe("Express middleware against the service", () => {
     assert.equal((await via("127.0.0.4", "203.0.113.10")).status, 429);
   });
 
+  test("the path sent is the request's, below a mount point too", async () => {
+    const client = new RatelimitdClient({ target: service.target, domain: "web", timeoutMs: 2_000 });
+    clients.push(client);
+    const application = createApp();
+    const perPath = ratelimitd({ client, limits: [{ name: "per-path", key: "path", rate: "1/m", algorithm: "sliding_log" }] });
+    application.use("/api", perPath);
+    application.use("/b", perPath);
+    application.get("/{*path}", (_req, res) => {
+      res.send("ok");
+    });
+    const server = createServer(application);
+    servers.push(server);
+    const url = await listen(server);
+    assert.equal((await get(`${url}/api/a?q=1`)).status, 200);
+    assert.equal((await get(`${url}/api/a?q=2`)).status, 429, "the query is not part of the path");
+    assert.equal((await get(`${url}/b/a`)).status, 200, "/b/a is not /api/a");
+  });
+
   test("a custom handler answers denials; the service refusing a request goes to next(error)", async () => {
     const url = await app(
       {
