@@ -112,7 +112,8 @@ export class RatelimitdClient {
    * Decides `request`: one `CheckLimit` call (or none, when the denial
    * cache or an open breaker answers). Resolves with the on-error policy's
    * decision when the service fails; rejects with a
-   * `RatelimitdRequestError` when the service refuses the request.
+   * `RatelimitdRequestError` when the service refuses the request
+   * (INVALID_ARGUMENT, FAILED_PRECONDITION).
    */
   async check(request: CheckRequest = {}, options: CheckOptions = {}): Promise<Decision> {
     const message = this.#message(request, options);
@@ -184,7 +185,8 @@ export class RatelimitdClient {
       case "local":
         return this.#local.decide(message, error, Date.now());
       default:
-        return this.#onError(error, message);
+        // Whatever it says, the service did not decide.
+        return { ...(await this.#onError(error, message)), source: "fallback", degraded: true };
     }
   }
 }

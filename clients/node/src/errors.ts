@@ -14,16 +14,18 @@ export class RatelimitdError extends Error {
 
 /**
  * The service refused the request itself (INVALID_ARGUMENT: the message names
- * the field; FAILED_PRECONDITION: the domain does not accept declared limits;
- * or any other answer that is not an outage). A bug in the caller or the
- * policy: `check()` throws it, the on-error policy never hides it.
+ * the field; FAILED_PRECONDITION: the domain does not accept declared
+ * limits). A bug in the caller or the policy: `check()` throws it, the
+ * on-error policy never hides it.
  */
 export class RatelimitdRequestError extends RatelimitdError {}
 
 /**
- * The service could not decide: unreachable, too slow for the deadline, or
- * skipped because the client's circuit breaker is open. The on-error policy
- * decides instead; the resulting decision carries this error.
+ * The service could not decide: unreachable (UNAVAILABLE, also how
+ * connection errors arrive), too slow for the deadline (DEADLINE_EXCEEDED),
+ * any other failed call, or skipped because the client's circuit breaker is
+ * open. The on-error policy decides instead; the decision carries this
+ * error.
  */
 export class RatelimitdUnavailableError extends RatelimitdError {
   /** True when no call was made because the circuit breaker is open. */
@@ -36,16 +38,15 @@ export class RatelimitdUnavailableError extends RatelimitdError {
 }
 
 /**
- * Only these mean "the service failed": connection errors reach grpc-js as
- * UNAVAILABLE, a missed deadline as DEADLINE_EXCEEDED. Every other status is
- * an answer about the request, surfaced as a typed error.
+ * Only these are answers about the request; every other status means the
+ * service failed to decide (the same split in every ratelimitd client).
  */
-const OUTAGE_CODES: ReadonlySet<status> = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+const REQUEST_CODES: ReadonlySet<status> = new Set([status.INVALID_ARGUMENT, status.FAILED_PRECONDITION]);
 
 /** Classifies a failed gRPC call. */
 export function fromServiceError(error: ServiceError): RatelimitdError {
   const message = `ratelimitd: ${status[error.code]}: ${error.details}`;
-  return OUTAGE_CODES.has(error.code)
-    ? new RatelimitdUnavailableError(message, error.code, { cause: error })
-    : new RatelimitdRequestError(message, error.code, { cause: error });
+  return REQUEST_CODES.has(error.code)
+    ? new RatelimitdRequestError(message, error.code, { cause: error })
+    : new RatelimitdUnavailableError(message, error.code, { cause: error });
 }

@@ -24,10 +24,11 @@ interface Window {
  * `onError: 'local'`: decides a request in process while the service is
  * down, from the limits it declares (the policy's rules are the service's
  * and unknown here). Each limit gets `ceil(count / replicas)` hits per
- * window, counted exactly in fixed windows of its period aligned to the
- * Unix epoch, whatever its algorithm: the approximation is a fixed window
- * (up to twice the rate across a window edge; no token-bucket burst, no
- * sliding smoothing). Like the service, it decides all limits at once
+ * window (its burst instead of its count for a token bucket or GCRA whose
+ * burst is larger), counted exactly in fixed windows of its period aligned
+ * to the Unix epoch, whatever its algorithm: the approximation is a fixed
+ * window (up to twice the rate across a window edge; no refill within a
+ * window, no sliding smoothing). Like the service, it decides all limits at once
  * (denied: nothing consumed, except by `countDenied` limits), and shadow
  * limits never deny. The `ip` key part counts by `clientIp`, else
  * `peerIp` (this process cannot resolve `X-Forwarded-For` through the
@@ -49,7 +50,7 @@ export class LocalLimiter {
       const rate = parseRate(limit.rate);
       const key = countingKey(request, limit);
       if (rate === undefined || key === undefined) return [];
-      const allowance = Math.ceil(rate.count / this.#replicas);
+      const allowance = Math.ceil(capacity(limit, rate.count) / this.#replicas);
       const start = Math.floor(now / rate.periodMs) * rate.periodMs;
       let window = this.#windows.get(key);
       if (window === undefined || window.start !== start) {
@@ -100,6 +101,12 @@ export class LocalLimiter {
       if (window.end <= now) this.#windows.delete(key);
     }
   }
+}
+
+/** What a window admits: the rate's count, or a larger token bucket or GCRA burst. */
+function capacity(limit: DeclaredLimit, count: number): number {
+  const bursty = limit.algorithm === LimitStatus_Algorithm.TOKEN_BUCKET || limit.algorithm === LimitStatus_Algorithm.GCRA;
+  return bursty ? Math.max(count, limit.burst) : count;
 }
 
 /**

@@ -80,6 +80,9 @@ describe("when the service is gone", () => {
     assert.equal((await client.check({ peerIp: "2001:db8::1" }, { limits })).remaining, 2);
     assert.equal((await client.check({ peerIp: "2001:db8:0:0:ffff::2" }, { limits })).remaining, 1);
     assert.equal((await client.check({ peerIp: "2001:db8:0:1::1" }, { limits })).remaining, 2);
+    // A token bucket or GCRA admits its burst, when larger than its count.
+    const bucket = [{ name: "bucket", rate: "1/h", algorithm: "token_bucket", burst: 4 }] as const;
+    assert.equal((await client.check({}, { limits: bucket })).limit, 2);
     // A limit whose key has no value here does not apply; a cost 0 consumes nothing.
     assert.equal((await client.check({}, { limits: [{ name: "u", key: "user", rate: "0/h" }] })).allowed, true);
     assert.equal((await client.check({ user: "u1" }, { cost: 0, limits: [{ name: "v", key: "user", rate: "1/h" }] })).remaining, 1);

@@ -4,7 +4,7 @@
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::denials::DenialCache;
 use crate::local::LocalLimiter;
-use crate::{BreakerState, Decision, Error};
+use crate::{BreakerState, Decision, Error, Source};
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::CheckLimitRequest;
 use std::fmt;
@@ -27,12 +27,13 @@ pub enum OnError {
     /// 503, never 429 ([`Decision::closed`]).
     Closed,
     /// Decide in process from the request's declared limits, each divided
-    /// by the builder's `local_replicas` (rounded up), counted exactly in
+    /// by the builder's `local_replicas` (rounded up; a token bucket's or
+    /// GCRA's burst instead of its count when larger), counted exactly in
     /// fixed windows of its period aligned to the Unix epoch whatever its
     /// algorithm (up to twice the rate across a window edge). The `ip` key
     /// part counts `client_ip`, else `peer_ip`, IPv6 per /64.
     Local,
-    /// Yours.
+    /// Yours; the decision is made [`Source::Fallback`] and `degraded`.
     Custom(Arc<OnErrorFn>),
 }
 
@@ -131,9 +132,8 @@ impl Client {
     /// `CheckLimit` call, or none when the denial cache or an open breaker
     /// answers. When the service fails, the on-error policy's decision is
     /// `Ok`; an error is the service refusing the request
-    /// ([`Error::InvalidArgument`], [`Error::FailedPrecondition`],
-    /// [`Error::Status`]). Never retried: a call that timed out may have
-    /// been counted.
+    /// ([`Error::InvalidArgument`], [`Error::FailedPrecondition`]). Never
+    /// retried: a call that timed out may have been counted.
     pub async fn check(&self, mut request: CheckLimitRequest) -> Result<Decision, Error> {
         let inner = &*self.inner;
         if request.domain.is_empty() {
@@ -184,7 +184,13 @@ impl Client {
             OnError::Open => Decision::open(error),
             OnError::Closed => Decision::closed(error),
             OnError::Local => lock(&self.inner.local).decide(request, error, SystemTime::now()),
-            OnError::Custom(decide) => decide(&error, request),
+            OnError::Custom(decide) => {
+                // Whatever it says, the service did not decide.
+                let mut decision = decide(&error, request);
+                decision.source = Source::Fallback;
+                decision.degraded = true;
+                decision
+            }
         }
     }
 }

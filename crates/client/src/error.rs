@@ -18,12 +18,10 @@ pub enum Error {
     /// them.
     #[error("ratelimitd refused the request: {0}")]
     FailedPrecondition(String),
-    /// Any other answer that is not an outage.
-    #[error("ratelimitd answered {}: {}", .0.code(), .0.message())]
-    Status(Status),
-    /// The service could not be reached or answered UNAVAILABLE or
-    /// DEADLINE_EXCEEDED.
-    #[error("ratelimitd is unavailable: {}", .0.message())]
+    /// The service could not decide: UNAVAILABLE (also how connection
+    /// errors arrive), DEADLINE_EXCEEDED, or any other status but the two
+    /// above.
+    #[error("ratelimitd could not decide: {}: {}", .0.code(), .0.message())]
     Unavailable(Status),
     /// No answer within the client's deadline.
     #[error("ratelimitd did not answer within {0:?}")]
@@ -52,15 +50,14 @@ impl Error {
 }
 
 impl From<Status> for Error {
-    /// Only UNAVAILABLE (how connection errors arrive too) and
-    /// DEADLINE_EXCEEDED mean an outage; every other status is an answer
-    /// about the request.
+    /// Only INVALID_ARGUMENT and FAILED_PRECONDITION are answers about the
+    /// request; every other status means the service failed to decide (the
+    /// same split in every ratelimitd client).
     fn from(status: Status) -> Self {
         match status.code() {
-            Code::Unavailable | Code::DeadlineExceeded => Self::Unavailable(status),
             Code::InvalidArgument => Self::InvalidArgument(status.message().to_string()),
             Code::FailedPrecondition => Self::FailedPrecondition(status.message().to_string()),
-            _ => Self::Status(status),
+            _ => Self::Unavailable(status),
         }
     }
 }

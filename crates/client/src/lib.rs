@@ -26,10 +26,11 @@
 //! accept the domain, and its overrides win.
 //!
 //! **When the service fails** (UNAVAILABLE, which is also how connection
-//! errors arrive, DEADLINE_EXCEEDED, or no answer within the deadline) the
-//! [`OnError`] policy decides, and the decision says
-//! [`Source::Fallback`], `degraded`, with the error. Every other answer of
-//! the service is an [`Error`]: a bug to fix, never hidden by the policy.
+//! errors arrive, DEADLINE_EXCEEDED, no answer within the deadline, or any
+//! other status but two) the [`OnError`] policy decides, and the decision
+//! says [`Source::Fallback`], `degraded`, with the error. INVALID_ARGUMENT
+//! and FAILED_PRECONDITION are an [`Error`]: a bug to fix, never hidden by
+//! the policy.
 //! After `failure_threshold` consecutive failures the breaker opens: no
 //! call for `recovery_timeout` (doubling after each failed probe, up to
 //! `max_recovery_timeout`), one probe when half open; so while the service

@@ -19,10 +19,11 @@ struct Window {
 
 /// Decides a request from the limits it declares (the policy's rules are
 /// the service's and unknown here). Each limit gets
-/// `ceil(count / replicas)` hits per window, counted exactly in fixed
-/// windows of its period aligned to the Unix epoch, whatever its
+/// `ceil(count / replicas)` hits per window (its burst instead of its count
+/// for a token bucket or GCRA whose burst is larger), counted exactly in
+/// fixed windows of its period aligned to the Unix epoch, whatever its
 /// algorithm: the approximation is a fixed window (up to twice the rate
-/// across a window edge; no token-bucket burst, no sliding smoothing). Like
+/// across a window edge; no refill within a window, no sliding smoothing). Like
 /// the service it decides all limits at once (denied: nothing consumed,
 /// except by `count_denied` limits), and shadow limits never deny. The `ip`
 /// key part counts by `client_ip`, else `peer_ip` (this process cannot
@@ -76,7 +77,7 @@ impl LocalLimiter {
             if (window.start_ms, window.end_ms) != (current.start_ms, current.end_ms) {
                 *window = current;
             }
-            let allowance = count.div_ceil(self.replicas);
+            let allowance = capacity(limit, count).div_ceil(self.replicas);
             applied.push((limit, key, allowance, window.count + needed > allowance));
         }
         let allowed = applied
@@ -133,6 +134,15 @@ fn parse_rate(text: &str) -> Option<(u64, u64)> {
     };
     let period_ms = multiplier.checked_mul(unit_ms).filter(|&ms| ms > 0)?;
     Some((count.trim().parse().ok()?, period_ms))
+}
+
+/// What a window admits: the rate's count, or a larger token bucket or GCRA
+/// burst.
+fn capacity(limit: &DeclaredLimit, count: u64) -> u64 {
+    match limit.algorithm() {
+        Algorithm::TokenBucket | Algorithm::Gcra => count.max(limit.burst),
+        _ => count,
+    }
 }
 
 /// The counter of `limit` for `request`: its domain, name, algorithm and key

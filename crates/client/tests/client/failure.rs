@@ -128,6 +128,12 @@ async fn local_decides_from_the_declared_limits_divided_among_replicas_counted_e
     let shadowed = client.check(request("", [wide(), shadow()])).await.unwrap();
     assert!(shadowed.allowed && shadowed.shadowed);
     assert_eq!(shadowed.remaining, Some(3));
+    // A token bucket or GCRA admits its burst, when larger than its count.
+    let bucket = Limit::new("bucket", "1/h")
+        .algorithm(Algorithm::TokenBucket)
+        .burst(4);
+    let decision = client.check(request("", [bucket])).await.unwrap();
+    assert_eq!(decision.limit, Some(2));
     // A key part without a value: the limit does not apply.
     let anonymous = client
         .check(request("", [Limit::new("u", "0/h").key("user")]))
