@@ -3,7 +3,6 @@
 
 use crate::request::Attributes;
 use std::borrow::Cow;
-use std::fmt::Write;
 use std::net::IpAddr;
 
 /// One source of a counting key's value.
@@ -102,8 +101,11 @@ fn mask(ip: IpAddr, masks: IpMasks) -> String {
 }
 
 /// Appends `field` length-prefixed, so no value can forge another key.
+/// (Without `format!`: keys are built for every limit of every request.)
 pub(crate) fn push_field(key: &mut String, field: &str) {
-    let _ = write!(key, "{}:{field}", field.len());
+    key.push_str(itoa::Buffer::new().format(field.len()));
+    key.push(':');
+    key.push_str(field);
 }
 
 /// The counter identity of one limit for one request, or `None` when a key

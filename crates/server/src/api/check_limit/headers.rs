@@ -28,21 +28,39 @@ fn ceil_seconds(millis: u64) -> u64 {
     millis.div_ceil(1000)
 }
 
-/// An sf-string: quoted, with `"` and `\` escaped and non-ASCII dropped.
-fn sf_string(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-    {
-        if c == '"' || c == '\\' {
-            quoted.push('\\');
+/// Appends `parts`, joined by `.`, as one sf-string: quoted, with `"` and
+/// `\\` escaped and non-ASCII dropped. Written in place: these headers are
+/// built on every response, so no temporary strings.
+fn push_sf_string(out: &mut String, parts: [&str; 2]) {
+    out.push('"');
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
         }
-        quoted.push(c);
+        for c in part
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
     }
-    quoted.push('"');
-    quoted
+    out.push('"');
+}
+
+/// Appends `name=value` (a structured-field parameter).
+fn push_parameter(out: &mut String, name: &str, value: u64) {
+    out.push(';');
+    out.push_str(name);
+    out.push('=');
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
+/// `value` in decimal.
+fn decimal(value: u64) -> String {
+    itoa::Buffer::new().format(value).to_owned()
 }
 
 /// What the caller is told about the limits: the headers, and the wait and
@@ -95,36 +113,36 @@ fn headers(
     now_ms: u64,
 ) -> BTreeMap<String, String> {
     let mut headers = BTreeMap::new();
-    headers.insert(LIMIT.into(), tightest.limit.to_string());
-    headers.insert(REMAINING.into(), tightest.remaining.to_string());
+    headers.insert(LIMIT.into(), decimal(tightest.limit));
+    headers.insert(REMAINING.into(), decimal(tightest.remaining));
     headers.insert(
         RESET.into(),
-        ceil_seconds(now_ms + tightest.reset_after_ms).to_string(),
+        decimal(ceil_seconds(now_ms + tightest.reset_after_ms)),
     );
     if tightest.over_limit {
         headers.insert(
             RETRY_AFTER.into(),
-            ceil_seconds(retry_after_ms).max(1).to_string(),
+            decimal(ceil_seconds(retry_after_ms).max(1)),
         );
     }
-    let name = |s: &LimitStatus| sf_string(&format!("{}.{}", s.rule, s.limit_name));
-    let policy: Vec<String> = enforced
-        .iter()
-        .map(|s| format!("{};q={};w={}", name(s), s.limit, ceil_seconds(s.window_ms)))
-        .collect();
-    let current: Vec<String> = enforced
-        .iter()
-        .map(|s| {
-            format!(
-                "{};r={};t={}",
-                name(s),
-                s.remaining,
-                ceil_seconds(s.reset_after_ms)
-            )
-        })
-        .collect();
-    headers.insert(POLICY.into(), policy.join(", "));
-    headers.insert(RATELIMIT.into(), current.join(", "));
+    // Each limit as `"rule.limit";q=..;w=..` and `"rule.limit";r=..;t=..`.
+    let mut policy = String::with_capacity(48 * enforced.len());
+    let mut current = String::with_capacity(48 * enforced.len());
+    for (i, status) in enforced.iter().enumerate() {
+        if i > 0 {
+            policy.push_str(", ");
+            current.push_str(", ");
+        }
+        let name = [status.rule.as_str(), status.limit_name.as_str()];
+        push_sf_string(&mut policy, name);
+        push_parameter(&mut policy, "q", status.limit);
+        push_parameter(&mut policy, "w", ceil_seconds(status.window_ms));
+        push_sf_string(&mut current, name);
+        push_parameter(&mut current, "r", status.remaining);
+        push_parameter(&mut current, "t", ceil_seconds(status.reset_after_ms));
+    }
+    headers.insert(POLICY.into(), policy);
+    headers.insert(RATELIMIT.into(), current);
     headers
 }
 
@@ -204,6 +222,8 @@ mod tests {
 
     #[test]
     fn names_are_escaped_structured_strings() {
-        assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        let mut quoted = String::new();
+        push_sf_string(&mut quoted, [r#"a"b\c"#, "é1"]);
+        assert_eq!(quoted, r#""a\"b\\c.1""#);
     }
 }
