@@ -55,7 +55,6 @@ echo "rules: []" >"$work/memory.yaml"
 cat >"$work/redis.yaml" <<YAML
 backends:
   - {name: redis, type: redis, url: "redis://127.0.0.1:$redis_port", pool_size: 4, command_timeout: 1s}
-defaults: {backend: redis}
 rules: []
 YAML
 cat >"$work/check.yaml" <<YAML
