@@ -204,3 +204,32 @@ rules:
         [r#"ratelimitd_backend_calls_total{backend="shared",outcome="ok"} 6"#]
     );
 }
+
+/// While Redis is down, a denial the cache holds is still Redis's answer
+/// (the counter still denies), not the failure policy's; other requests
+/// get the failure policy.
+#[tokio::test]
+async fn cached_denials_are_answered_while_redis_is_down() {
+    if !require_redis() {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(&format!(
+        r#"
+backends: [{{name: shared, type: redis, url: "{}", command_timeout: 300ms}}]
+rules:
+  - {{name: tenants, domain: api, match: {{descriptors: [{{key: tenant}}]}}, rate: 1/m, failure_policy: open}}
+"#,
+        redis.url()
+    ))
+    .await;
+    let mut client = server.client().await;
+    let acme = request("api", &[("tenant", "acme")]);
+    assert!(check(&mut client, &acme).await.allowed);
+    let denied = check(&mut client, &acme).await;
+    assert!(!denied.allowed);
+    redis.kill();
+    assert_eq!(check(&mut client, &acme).await, denied);
+    let other = check(&mut client, &request("api", &[("tenant", "globex")])).await;
+    assert!(other.allowed && other.degraded, "{other:?}");
+}

@@ -125,8 +125,10 @@ pub struct DenyCacheStore {
 }
 
 impl DenyCacheStore {
-    /// Caches the denials of `inner`, a store whose counters it alone
-    /// decides (not a failover chain, whose members keep counters apart).
+    /// Caches the denials of `inner`: one store of counters (not a failover
+    /// chain, whose members keep counters apart) deciding on the clock the
+    /// requests' `now` comes from (not a Redis store on Redis's clock,
+    /// `TimeSource::Redis`).
     pub fn new(inner: Arc<dyn Store>, options: DenyCacheOptions) -> Self {
         let capacity = options.max_entries.max(1);
         Self {
