@@ -5,20 +5,11 @@
 #  3. the ceiling: redis-benchmark running the same script on the same Redis;
 #  4. Redis memory per key for each algorithm (MEMORY USAGE).
 # Usage: scripts/bench-redis.sh [duration, default 10s]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-duration=${1:-10s}
 redis_port=16380
 grpc_port=18282
 http_port=18292
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-
-cargo build --release -q -p ratelimitd-server
-bin=target/release/ratelimitd
-redis-server --port $redis_port --bind 127.0.0.1 --save "" --appendonly no \
-  --daemonize yes --dir "$work" --logfile "$work/redis.log"
-until redis-cli -p $redis_port ping >/dev/null 2>&1; do sleep 0.1; done
+source "$(dirname "$0")/bench-common.sh"
+start_redis
 
 cat >"$work/policy.yaml" <<YAML
 backends:
@@ -29,13 +20,10 @@ rules:
     match: {descriptors: [{key: tenant}]}
     limits: [{name: per-tenant, rate: 600/m, algorithm: gcra, burst: 50}]
 YAML
-$bin serve --config "$work/policy.yaml" --grpc-addr 127.0.0.1:$grpc_port --http-addr 127.0.0.1:$http_port --log warn &
-until $bin health --addr 127.0.0.1:$grpc_port >/dev/null 2>&1; do sleep 0.2; done
+serve "$work/policy.yaml"
 
 echo "== 1. ratelimitd bench through Redis (64 callers, 4 connections, 10,000 keys)"
-redis-cli -p $redis_port config resetstat >/dev/null
-$bin bench --addr 127.0.0.1:$grpc_port --duration "$duration" --warmup 0s \
-  --concurrency 64 --connections 4 --keys 10000 --domain partners --descriptor tenant
+bench_counted --warmup 0s --keys 10000
 
 echo "== 2. Redis commands during that run, and the service's script reloads"
 redis-cli -p $redis_port info commandstats | grep '^cmdstat_'

@@ -32,6 +32,7 @@ pub use resilience::{
     CallOutcome, FailoverStore, GuardedStore, Permit, Rejected,
 };
 pub use store::{
-    MemoryStore, MemoryStoreOptions, MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats,
-    RedisTls, RedisTopology, Store, StoreError, TimeSource, WhenFull, SCRIPT,
+    DenyCacheOptions, DenyCacheStats, DenyCacheStore, MemoryStore, MemoryStoreOptions,
+    MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats, RedisTls, RedisTopology, Store,
+    StoreError, TimeSource, WhenFull, SCRIPT,
 };

@@ -143,6 +143,17 @@ pub struct RedisSpec {
     pub tls: Option<TlsSpec>,
     /// Its circuit breaker.
     pub breaker: BreakerSpec,
+    /// The cache of its denials, if on.
+    pub deny_cache: Option<DenyCacheSpec>,
+}
+
+/// A Redis backend's cache of denials: requests on counters it saw denied
+/// with nothing remaining are answered without a call, exactly as Redis
+/// would answer them, until one hit fits again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyCacheSpec {
+    /// About the most denials held; the least used are evicted first.
+    pub max_entries: usize,
 }
 
 /// A Redis backend's `time_source:`: whose clock decides, the service's

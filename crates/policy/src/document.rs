@@ -334,6 +334,8 @@ pub struct BackendDoc {
     pub tls: Option<TlsDoc>,
     /// The circuit breaker of a redis backend.
     pub breaker: Option<BreakerDoc>,
+    /// The cache of denials in front of a redis backend.
+    pub deny_cache: Option<DenyCacheDoc>,
     /// A `failover` backend: other backends' names, in order of preference.
     pub members: Vec<String>,
 }
@@ -352,6 +354,16 @@ pub struct BreakerDoc {
     pub max_recovery_timeout: Option<String>,
     /// Probes let through when half open (default 1).
     pub half_open_max_calls: Option<u32>,
+}
+
+/// `deny_cache:` of a Redis backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenyCacheDoc {
+    /// Default true, except with `time_source: redis` (where it cannot be).
+    pub enabled: Option<bool>,
+    /// About the most denials held (default 100,000).
+    pub max_entries: Option<usize>,
 }
 
 /// `tls:` of a Redis backend: PEM files.

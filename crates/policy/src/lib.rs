@@ -27,8 +27,8 @@ mod request;
 mod settings;
 
 pub use backend::{
-    BackendKind, BackendSpec, BreakerSpec, FailurePolicy, RedisSpec, RedisTopologySpec,
-    StoreSettings, TlsSpec,
+    BackendKind, BackendSpec, BreakerSpec, DenyCacheSpec, FailurePolicy, RedisSpec,
+    RedisTopologySpec, StoreSettings, TlsSpec,
 };
 pub use compile::{compile, compile_partly};
 pub use condition::Condition;

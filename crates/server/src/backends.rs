@@ -1,16 +1,21 @@
 //! The backends decisions are made in, connected once at startup: the
 //! engine over their stores, each Redis behind its circuit breaker and
-//! command timeout, failover chains over them, and the in-process fallback
-//! store of the `local` failure policy.
+//! command timeout and, in front of those, its deny cache (so that a cached
+//! denial costs no call, is not a call the breaker or the latency metrics
+//! see, and is answered even while Redis is unreachable), failover chains
+//! over them, and the in-process fallback store of the `local` failure
+//! policy.
 //!
 //! Backends are indexed by their position in the policy's `backends:`
 //! list, here, in the policy and in the engine alike: that holds because a
 //! reload refuses any change to `backends:` (see `service::reload`).
 
-use crate::config::{breaker_options, memory_store_options, redis_options, LoadedPolicy};
+use crate::config::{
+    breaker_options, deny_cache_options, memory_store_options, redis_options, LoadedPolicy,
+};
 use ratelimitd_engine::{
-    Breaker, BreakerState, CallObserver, Clock, Engine, FailoverStore, GuardedStore, MemoryStore,
-    RedisStore, Store, StoreError,
+    Breaker, BreakerState, CallObserver, Clock, DenyCacheStats, DenyCacheStore, Engine,
+    FailoverStore, GuardedStore, MemoryStore, RedisStore, Store, StoreError,
 };
 use ratelimitd_policy::BackendKind;
 use std::sync::Arc;
@@ -39,6 +44,8 @@ enum BackendHandle {
         guarded: Arc<GuardedStore>,
         /// The store itself (for its script statistics).
         store: Arc<RedisStore>,
+        /// The cache of its denials, if on.
+        deny_cache: Option<Arc<DenyCacheStore>>,
     },
     /// A failover chain over these backends.
     Failover(Vec<usize>),
@@ -54,6 +61,8 @@ pub struct RedisReading {
     pub transitions: u64,
     /// Script loads after NOSCRIPT so far.
     pub noscript_reloads: u64,
+    /// What its deny cache has done, if it has one.
+    pub deny_cache: Option<DenyCacheStats>,
 }
 
 /// How one backend stands, for `Admin/Backends` and `ratelimitd health`.
@@ -103,7 +112,11 @@ impl Backends {
         self.handles
             .iter()
             .filter_map(|handle| match handle {
-                BackendHandle::Redis { guarded, store } => {
+                BackendHandle::Redis {
+                    guarded,
+                    store,
+                    deny_cache,
+                } => {
                     let health = guarded.health();
                     Some(RedisReading {
                         name: health.name,
@@ -114,11 +127,28 @@ impl Backends {
                         },
                         transitions: health.breaker.transitions,
                         noscript_reloads: store.stats().noscript_reloads,
+                        deny_cache: deny_cache.as_ref().map(|cache| cache.stats()),
                     })
                 }
                 _ => None,
             })
             .collect()
+    }
+
+    /// Forgets every cached denial: on reload, so that nothing learned
+    /// under the previous configuration answers under the new one (and an
+    /// operator who changed counters in Redis by hand can make the service
+    /// see it at once).
+    pub fn clear_deny_caches(&self) {
+        for handle in &self.handles {
+            if let BackendHandle::Redis {
+                deny_cache: Some(cache),
+                ..
+            } = handle
+            {
+                cache.clear();
+            }
+        }
     }
 }
 
@@ -156,11 +186,21 @@ pub async fn connect(
                     GuardedStore::new(store.clone(), breaker, redis.command_timeout)
                         .with_observer(observer.clone()),
                 );
+                let deny_cache = redis.deny_cache.as_ref().map(|spec| {
+                    Arc::new(DenyCacheStore::new(
+                        guarded.clone(),
+                        deny_cache_options(spec),
+                    ))
+                });
                 handles.push(BackendHandle::Redis {
                     guarded: guarded.clone(),
                     store,
+                    deny_cache: deny_cache.clone(),
                 });
-                Some(guarded)
+                match deny_cache {
+                    Some(cache) => Some(cache as Arc<dyn Store>),
+                    None => Some(guarded as Arc<dyn Store>),
+                }
             }
             BackendKind::Failover(members) => {
                 handles.push(BackendHandle::Failover(members.clone()));

@@ -4,7 +4,9 @@
 //! State per key: 12 bytes (window start, 32-bit count).
 //! Promise: at most `limit` hits in every aligned window.
 
-use super::{saturating_u32, state_variant, window_start, TypedAlgorithm};
+use super::{
+    saturating_u32, state_variant, window_forecast, window_start, Forecast, TypedAlgorithm,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct FixedWindow {
@@ -68,6 +70,11 @@ impl TypedAlgorithm for FixedWindow {
 
     fn expires_at(&self, state: &WindowState) -> u64 {
         self.window_end(state)
+    }
+
+    /// Nothing fits before the window ends, and then the whole limit does.
+    fn forecast(&self, reset_at: Option<u64>) -> Forecast {
+        window_forecast(reset_at, self.period, Forecast::Stepped(0))
     }
 }
 

@@ -6,7 +6,7 @@
 //! State per key: 8 bytes.
 //! Promise: at most `burst + t / emission_interval` hits in any interval `t`.
 
-use super::{state_variant, TypedAlgorithm};
+use super::{state_variant, Forecast, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Gcra {
@@ -64,6 +64,18 @@ impl TypedAlgorithm for Gcra {
 
     fn expires_at(&self, state: &GcraState) -> u64 {
         state.tat
+    }
+
+    /// Everything is measured from the theoretical arrival time: `c` hits
+    /// fit at `tat + c × emission interval - tolerance`. But a GCRA that
+    /// admits nothing (a burst of 0) keeps its arrival time at `now`: a
+    /// state that follows the clock.
+    fn forecast(&self, _reset_at: Option<u64>) -> Forecast {
+        if self.burst == 0 {
+            Forecast::Nothing
+        } else {
+            Forecast::Stepped(self.emission_interval)
+        }
     }
 }
 

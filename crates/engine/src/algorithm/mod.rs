@@ -39,6 +39,23 @@ pub(crate) struct Standing {
     pub retry_after: u64,
 }
 
+/// What one denial foretells of a counter's later answers, for the deny
+/// cache (`store/deny_cache.rs`). While nothing is available no hit can be
+/// admitted, so the counter only refreshes until one hit fits again; each
+/// algorithm says what of its answers can be projected from one denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forecast {
+    /// Nothing: some answers are measured from the state's last refresh
+    /// rather than from fixed instants, or refreshing the state changes
+    /// them, so a denial cannot be carried to another time.
+    Nothing,
+    /// When one hit fits. When more hits fit depends on the state.
+    OneHit,
+    /// When one hit fits, and that a request of `c` hits (up to the
+    /// capacity) fits `(c - 1) × step` later.
+    Stepped(u64),
+}
+
 /// The object-safe face of an algorithm, as the stores use it.
 pub(crate) trait Algorithm: Send + Sync {
     /// Hits admitted at once (window limit, bucket capacity, GCRA burst).
@@ -59,6 +76,9 @@ pub(crate) trait Algorithm: Send + Sync {
     fn report(&self, state: &State, now: u64, cost: u64) -> Standing;
     /// When the state becomes equivalent to `Empty` and can be reclaimed.
     fn expires_at(&self, state: &State) -> u64;
+    /// What a denial with nothing available foretells, given the instant it
+    /// reported the counter fully replenished at (`None`: nothing pending).
+    fn forecast(&self, reset_at: Option<u64>) -> Forecast;
 }
 
 /// Implements a [`TypedAlgorithm`]'s `State` plumbing for the [`State`]
@@ -107,6 +127,13 @@ pub(crate) trait TypedAlgorithm: Send + Sync {
     /// Time until `cost` hits fit; called only with `cost <= capacity`.
     fn retry_after(&self, state: &Self::State, now: u64, cost: u64) -> u64;
     fn expires_at(&self, state: &Self::State) -> u64;
+    /// What a denial with nothing available foretells, given the instant it
+    /// reported the counter fully replenished at (`None`: nothing pending).
+    /// Anything but `Nothing` promises that, until one hit fits, refreshing
+    /// the state changes none of its reports at any time, and that its reset
+    /// and retry-after are fixed instants minus `now`, however the state was
+    /// refreshed before.
+    fn forecast(&self, reset_at: Option<u64>) -> Forecast;
 }
 
 impl<A: TypedAlgorithm> Algorithm for A {
@@ -166,11 +193,27 @@ impl<A: TypedAlgorithm> Algorithm for A {
     fn expires_at(&self, state: &State) -> u64 {
         A::unwrap(state).map_or(0, |typed| TypedAlgorithm::expires_at(self, typed))
     }
+
+    fn forecast(&self, reset_at: Option<u64>) -> Forecast {
+        TypedAlgorithm::forecast(self, reset_at)
+    }
 }
 
 /// Start of the epoch-aligned window of length `period` containing `now`.
 fn window_start(now: u64, period: u64) -> u64 {
     now - now % period
+}
+
+/// What a window counter's denial foretells (`forecast` of the fixed and
+/// sliding windows): a reset at one of its windows' edges is this limit's;
+/// elsewhere the state was left by windows of another length (two limits
+/// sharing a counter), which this limit rolls at its own edges, earlier than
+/// it reports: nothing then.
+fn window_forecast(reset_at: Option<u64>, period: u64, native: Forecast) -> Forecast {
+    match reset_at {
+        Some(at) if at % period != 0 => Forecast::Nothing,
+        _ => native,
+    }
 }
 
 /// `a * b / c` rounded down, saturating, for any u64 inputs (`c > 0`).

@@ -6,7 +6,7 @@
 //! entries) plus a 40-byte header.
 //! Promise: at most `limit` hits in any interval of one period.
 
-use super::{state_variant, TypedAlgorithm};
+use super::{state_variant, Forecast, TypedAlgorithm};
 use std::collections::VecDeque;
 
 /// The largest limit a sliding log accepts.
@@ -82,6 +82,12 @@ impl TypedAlgorithm for SlidingLog {
 
     fn expires_at(&self, state: &LogState) -> u64 {
         state.hits.back().map_or(0, |&(at, _)| at + self.period)
+    }
+
+    /// Room comes back as logged hits leave, in batches a denial does not
+    /// tell.
+    fn forecast(&self, _reset_at: Option<u64>) -> Forecast {
+        Forecast::OneHit
     }
 }
 

@@ -12,7 +12,8 @@
 //! boundaries that fixed windows allow.
 
 use super::{
-    mul_div_ceil, mul_div_floor, saturating_u32, state_variant, window_start, TypedAlgorithm,
+    mul_div_ceil, mul_div_floor, saturating_u32, state_variant, window_forecast, window_start,
+    Forecast, TypedAlgorithm,
 };
 
 #[derive(Debug, Clone)]
@@ -143,6 +144,12 @@ impl TypedAlgorithm for SlidingWindow {
 
     fn expires_at(&self, state: &SlidingState) -> u64 {
         state.start + 2 * self.period
+    }
+
+    /// Room comes back as the previous window's weight falls, at a pace set
+    /// by the counts, which a denial does not tell.
+    fn forecast(&self, reset_at: Option<u64>) -> Forecast {
+        window_forecast(reset_at, self.period, Forecast::OneHit)
     }
 }
 

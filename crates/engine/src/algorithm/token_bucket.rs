@@ -15,7 +15,7 @@
 //! again from `initial` tokens, never more permissive than the full bucket.
 //! Promise: at most `capacity + refill × t / period` hits in any interval `t`.
 
-use super::{state_variant, TypedAlgorithm};
+use super::{state_variant, Forecast, TypedAlgorithm};
 
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
@@ -126,6 +126,14 @@ impl TypedAlgorithm for TokenBucket {
         } else {
             full_at + self.full_units().div_ceil(self.gain)
         }
+    }
+
+    /// A bucket refreshed at a time later than `now` (a clock ahead, or a
+    /// request overtaken on its way to Redis) refills nothing and reports
+    /// from its `updated` time: its answers are not fixed instants minus
+    /// `now`.
+    fn forecast(&self, _reset_at: Option<u64>) -> Forecast {
+        Forecast::Nothing
     }
 }
 

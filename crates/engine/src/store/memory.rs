@@ -9,6 +9,7 @@
 //! by [`MemoryStore::sweep`], which [`MemoryStore::spawn_sweeper`] runs in the
 //! background.
 
+use super::key_hash::{KeyHash, PrehashedKey};
 use super::{Store, StoreError};
 use crate::algorithm::State;
 use crate::clock::Clock;
@@ -17,8 +18,6 @@ use crate::Limit;
 use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
@@ -106,32 +105,13 @@ impl Cell {
     }
 }
 
-/// A key's 128-bit hash as two words: 8-byte aligned, so a map bucket
-/// (hash and pointer) takes 24 bytes rather than 32.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct KeyHash(u64, u64);
-
-impl KeyHash {
-    fn of(key: &str, seed: u64) -> Self {
-        let hash = xxhash_rust::xxh3::xxh3_128_with_seed(key.as_bytes(), seed);
-        Self(hash as u64, (hash >> 64) as u64)
-    }
-}
-
-impl Hash for KeyHash {
-    /// Already uniform: the map takes its low word as is.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-    }
-}
-
 impl MemoryStore {
     /// An empty store.
     pub fn new(options: MemoryStoreOptions) -> Self {
         Self {
             counters: DashMap::with_hasher(PrehashedKey),
             keys: AtomicUsize::new(0),
-            seed: RandomState::new().hash_one(0u8),
+            seed: KeyHash::random_seed(),
             options,
             created: AtomicU64::new(0),
             reclaimed: AtomicU64::new(0),
@@ -354,32 +334,4 @@ impl Store for MemoryStore {
 /// state is always left consistent between statements).
 fn lock(cell: &Mutex<Cell>) -> MutexGuard<'_, Cell> {
     cell.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The map's keys are already uniform hashes: pass them through.
-#[derive(Clone, Copy, Default)]
-struct PrehashedKey;
-
-impl BuildHasher for PrehashedKey {
-    type Hasher = Prehashed;
-    fn build_hasher(&self) -> Prehashed {
-        Prehashed(0)
-    }
-}
-
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `KeyHash` is hashed here, through `write_u64`; fold anything else.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-    fn write_u64(&mut self, word: u64) {
-        self.0 = word;
-    }
 }

@@ -2,9 +2,12 @@
 //! atomically: it holds every counter involved while deciding, so concurrent
 //! requests never see a half-applied decision.
 
+mod deny_cache;
+mod key_hash;
 mod memory;
 mod redis;
 
+pub use deny_cache::{DenyCacheOptions, DenyCacheStats, DenyCacheStore};
 pub use memory::{MemoryStore, MemoryStoreOptions, MemoryStoreStats, WhenFull};
 pub use redis::{
     RedisOptions, RedisStore, RedisStoreStats, RedisTls, RedisTopology, TimeSource, SCRIPT,

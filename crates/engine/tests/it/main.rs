@@ -1,6 +1,7 @@
 //! The engine's integration tests, one binary (each `tests/*.rs` file would
 //! be a binary of its own, linking the engine again): the algorithms'
-//! promises as property tests (`bounds`), the in-process store, and the
+//! promises as property tests (`bounds`), the in-process store, the deny
+//! cache in front of a store (`deny_cache`), and the
 //! Redis store against real redis-server processes (standalone, cluster,
 //! sentinels) and faults (`resilience`).
 //!
@@ -11,6 +12,7 @@
 //! directory that holds this `main.rs`.
 
 mod bounds;
+mod deny_cache;
 mod memory_store;
 mod redis_store;
 mod redis_topologies;

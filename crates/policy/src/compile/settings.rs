@@ -1,13 +1,13 @@
 //! Service and backend settings: `settings:`, `store:` and `backends:`
-//! (Redis topologies, breakers, TLS, failover chains), and the durations
+//! (Redis topologies, breakers, deny caches, TLS, failover chains), and the durations
 //! and addresses they are written with.
 
 use super::Compiler;
 use crate::backend::{
-    BackendKind, BackendSpec, BackendType, BreakerSpec, RedisSpec, RedisTopologySpec,
-    StoreSettings, TimeSource, TlsSpec,
+    BackendKind, BackendSpec, BackendType, BreakerSpec, DenyCacheSpec, RedisSpec,
+    RedisTopologySpec, StoreSettings, TimeSource, TlsSpec,
 };
-use crate::document::{BackendDoc, BreakerDoc, Document, NoMatchDoc, WhenFullDoc};
+use crate::document::{BackendDoc, BreakerDoc, DenyCacheDoc, Document, NoMatchDoc, WhenFullDoc};
 use crate::error::Errors;
 use crate::key::IpMasks;
 use crate::rate::parse_duration;
@@ -182,6 +182,7 @@ impl Compiler {
             ("time_source", Redis, doc.time_source.is_some()),
             ("tls", Redis, doc.tls.is_some()),
             ("breaker", Redis, doc.breaker.is_some()),
+            ("deny_cache", Redis, doc.deny_cache.is_some()),
             ("members", Failover, !doc.members.is_empty()),
         ];
         for (field, owner, present) in given {
@@ -319,6 +320,11 @@ impl Compiler {
             key_prefix,
             redis_time,
             breaker: self.breaker(&format!("{path}.breaker"), doc.breaker.as_ref()),
+            deny_cache: self.deny_cache(
+                &format!("{path}.deny_cache"),
+                doc.deny_cache.as_ref(),
+                redis_time,
+            ),
             tls: doc.tls.as_ref().map(|tls| {
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
                     self.errors.push(
@@ -384,6 +390,41 @@ impl Compiler {
             recovery_timeout,
             max_recovery_timeout,
             half_open_max_calls,
+        }
+    }
+
+    /// On by default, except where Redis's clock decides: the cache counts
+    /// a denial down on the service's clock, which is then not the one
+    /// deciding, so its answers could not be Redis's.
+    fn deny_cache(
+        &mut self,
+        path: &str,
+        doc: Option<&DenyCacheDoc>,
+        redis_time: bool,
+    ) -> Option<DenyCacheSpec> {
+        let doc = doc.cloned().unwrap_or_default();
+        let max_entries = doc.max_entries.unwrap_or(100_000);
+        if max_entries == 0 {
+            self.errors.push(
+                format!("{path}.max_entries"),
+                Some("0"),
+                "must be at least 1 (`enabled: false` turns the cache off)",
+            );
+        }
+        match doc.enabled {
+            Some(true) if redis_time => {
+                self.errors.push(
+                    format!("{path}.enabled"),
+                    Some("true"),
+                    "a deny cache counts down on the service's clock, so it cannot answer for `time_source: redis`",
+                );
+                None
+            }
+            Some(false) => None,
+            _ if redis_time => None,
+            _ => Some(DenyCacheSpec {
+                max_entries: max_entries.max(1),
+            }),
         }
     }
 

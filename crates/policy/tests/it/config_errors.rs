@@ -1,7 +1,7 @@
 //! Every configuration error names the file, the path inside it and the bad
 //! value.
 
-use ratelimitd_policy::{load, ConfigError, Format};
+use ratelimitd_policy::{load, BackendKind, ConfigError, Format};
 
 fn errors(yaml: &str) -> Vec<ConfigError> {
     match load(yaml, Format::Yaml, "conf/ratelimitd.yaml", &[]) {
@@ -148,6 +148,9 @@ fn validation_errors_name_path_and_value() {
         ("backends: [{name: a, type: redis, url: 'redis://h:1', command_timeout: 0ms}]", "backends[0].command_timeout: must be longer than 0 (value: \"0ms\")"),
         ("backends: [{name: a, type: redis, url: 'redis://h:1', key_prefix: '{rl}'}]", "backends[0].key_prefix: must not contain braces (Redis Cluster hash tags) (value: \"{rl}\")"),
         ("backends: [{name: a, type: redis, url: 'redis://h:1', time_source: ntp}]", "backends[0].time_source: unknown time_source, expected one of: engine, redis (value: \"ntp\")"),
+        ("backends: [{name: a, type: redis, url: 'redis://h:1', deny_cache: {max_entries: 0}}]", "backends[0].deny_cache.max_entries: must be at least 1 (`enabled: false` turns the cache off) (value: \"0\")"),
+        ("backends: [{name: a, type: redis, url: 'redis://h:1', time_source: redis, deny_cache: {enabled: true}}]", "backends[0].deny_cache.enabled: a deny cache counts down on the service's clock, so it cannot answer for `time_source: redis` (value: \"true\")"),
+        ("backends: [{name: a, type: memory, deny_cache: {}}]", "backends[0].deny_cache: applies to redis backends only (a memory backend is sized by `store:`)"),
         ("backends: [{name: local, type: memory}]\nrules: [{name: r, rate: 1/m, backend: redis}]", "rules[0].backend: no backend has this name (backends: local) (value: \"redis\")"),
         ("store: {sweep_interval: 0s}", "store.sweep_interval: the sweep interval must be longer than 0 (value: \"0s\")"),
         ("store: {sweep_interval: soon}", "store.sweep_interval: `soon` is not a unit (ms, s, m, h or d) (value: \"soon\")"),
@@ -223,5 +226,27 @@ fn every_unknown_key_is_reported_and_consequences_are_not() {
             "conf/ratelimitd.yaml: rules[2].name: a rule needs a name (value: \"\")",
             "conf/ratelimitd.yaml: colour: unknown field `colour`",
         ]
+    );
+}
+
+/// A Redis backend's deny cache is on unless turned off, or unless Redis's
+/// clock decides (which the cache cannot count down on).
+#[test]
+fn deny_caches_are_on_by_default_where_they_can_be() {
+    let cache = |backend: &str| {
+        let yaml = format!("backends: [{{name: a, type: redis, url: 'redis://h:1'{backend}}}]");
+        let policy = load(&yaml, Format::Yaml, "conf/ratelimitd.yaml", &[]).unwrap();
+        match &policy.backends()[0].kind {
+            BackendKind::Redis(spec) => spec.deny_cache.map(|cache| cache.max_entries),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(cache(""), Some(100_000));
+    assert_eq!(cache(", deny_cache: {max_entries: 500}"), Some(500));
+    assert_eq!(cache(", deny_cache: {enabled: false}"), None);
+    assert_eq!(cache(", time_source: redis"), None);
+    assert_eq!(
+        cache(", time_source: redis, deny_cache: {enabled: false}"),
+        None
     );
 }

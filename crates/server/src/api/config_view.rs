@@ -46,6 +46,7 @@ pub fn running_config(state: &ServiceState) -> Value {
                 "password": spec.password.as_ref().map(|_| "***"),
                 "command_timeout_ms": spec.command_timeout.as_millis() as u64,
                 "key_prefix": spec.key_prefix,
+                "deny_cache": spec.deny_cache.map(|cache| json!({"max_entries": cache.max_entries})),
             }),
             BackendKind::Failover(members) => json!({
                 "name": backend.name,

@@ -1,15 +1,15 @@
 //! The policy's specs turned into the engine's options: limits and their
 //! local share (`limit / local_replicas`, for the `local` failure policy),
-//! Redis, breaker and in-process store options. The one place a spec
+//! Redis, breaker, deny cache and in-process store options. The one place a spec
 //! becomes an engine value; the engine checks ranges (`InvalidLimit`) and
 //! the errors are given back with the file, path and value of the spec.
 
 use ratelimitd_engine::{
-    BreakerOptions, Limit, MemoryStoreOptions, RedisOptions, RedisTls, RedisTopology, TimeSource,
-    WhenFull,
+    BreakerOptions, DenyCacheOptions, Limit, MemoryStoreOptions, RedisOptions, RedisTls,
+    RedisTopology, TimeSource, WhenFull,
 };
 use ratelimitd_policy::{
-    Algorithm, BreakerSpec, ConfigError, ConfigErrors, LimitSpec, Rate, RedisSpec,
+    Algorithm, BreakerSpec, ConfigError, ConfigErrors, DenyCacheSpec, LimitSpec, Rate, RedisSpec,
     RedisTopologySpec, StoreSettings, Unit,
 };
 
@@ -118,6 +118,13 @@ pub fn breaker_options(spec: &BreakerSpec) -> BreakerOptions {
         recovery_timeout: spec.recovery_timeout,
         max_recovery_timeout: spec.max_recovery_timeout,
         half_open_max_calls: spec.half_open_max_calls,
+    }
+}
+
+/// The engine's options for a Redis backend's deny cache.
+pub fn deny_cache_options(spec: &DenyCacheSpec) -> DenyCacheOptions {
+    DenyCacheOptions {
+        max_entries: spec.max_entries,
     }
 }
 

@@ -9,7 +9,8 @@ mod load;
 mod sources;
 
 pub use engine::{
-    breaker_options, memory_store_options, override_limits, redis_options, request_limits,
+    breaker_options, deny_cache_options, memory_store_options, override_limits, redis_options,
+    request_limits,
 };
 pub use load::{LoadedEnvoy, LoadedPolicy, EXAMPLE_POLICY_NAME, EXAMPLE_POLICY_PATH};
 pub use sources::{Loaded, Sources};

@@ -2,7 +2,7 @@
 //! envoyproxy/ratelimit directory are read and validated together, and put
 //! in force together, or not at all (the running configuration stays, with
 //! every error logged). Counters live in the backends, which a reload never
-//! touches, so they survive it.
+//! touches, so they survive it; the backends' deny caches are dropped.
 
 use crate::config::{Loaded, Sources, EXAMPLE_POLICY_PATH};
 use crate::state::ServiceState;
@@ -22,6 +22,7 @@ pub fn reload(state: &ServiceState, sources: &Sources) -> Result<Loaded, ConfigE
     state.metrics().config_load(result.is_ok());
     let loaded = result?;
     state.replace(&loaded);
+    state.backends().clear_deny_caches();
     Ok(loaded)
 }
 

@@ -63,6 +63,26 @@ pub(crate) const NOSCRIPT_RELOADS: Definition = Definition {
     otlp: "ratelimitd.redis.noscript_reloads",
     help: "Script loads after NOSCRIPT (first use included)",
 };
+pub(crate) const DENY_CACHE_REQUESTS: Definition = Definition {
+    name: "deny_cache_requests",
+    otlp: "ratelimitd.deny_cache.requests",
+    help: "Requests to a Redis backend's deny cache, by result (hit: answered without calling Redis; miss: passed to Redis)",
+};
+pub(crate) const DENY_CACHE_INSERTS: Definition = Definition {
+    name: "deny_cache_inserts",
+    otlp: "ratelimitd.deny_cache.inserts",
+    help: "Denials a Redis backend's deny cache learned",
+};
+pub(crate) const DENY_CACHE_EVICTIONS: Definition = Definition {
+    name: "deny_cache_evictions",
+    otlp: "ratelimitd.deny_cache.evictions",
+    help: "Denials a deny cache evicted to make room",
+};
+pub(crate) const DENY_CACHE_ENTRIES: Definition = Definition {
+    name: "deny_cache_entries",
+    otlp: "ratelimitd.deny_cache.entries",
+    help: "Denials held by a Redis backend's deny cache",
+};
 pub(crate) const CONFIG_LOADS: Definition = Definition {
     name: "config_loads",
     otlp: "ratelimitd.config.loads",
@@ -157,6 +177,12 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendResultLabels {
+    backend: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreFullLabels {
     backend: String,
     action: &'static str,
@@ -214,6 +240,10 @@ pub struct Metrics {
     breaker_state: Family<BackendLabels, Gauge>,
     breaker_transitions: Family<BackendLabels, Counter>,
     noscript_reloads: Family<BackendLabels, Counter>,
+    deny_cache_requests: Family<BackendResultLabels, Counter>,
+    deny_cache_inserts: Family<BackendLabels, Counter>,
+    deny_cache_evictions: Family<BackendLabels, Counter>,
+    deny_cache_entries: Family<BackendLabels, Gauge>,
     config_loads: Family<ResultLabels, Counter>,
     store_keys: Family<BackendLabels, Gauge>,
     store_reclaimed: Family<BackendLabels, Counter>,
@@ -236,6 +266,10 @@ impl Metrics {
             breaker_state: Family::default(),
             breaker_transitions: Family::default(),
             noscript_reloads: Family::default(),
+            deny_cache_requests: Family::default(),
+            deny_cache_inserts: Family::default(),
+            deny_cache_evictions: Family::default(),
+            deny_cache_entries: Family::default(),
             config_loads: Family::default(),
             store_keys: Family::default(),
             store_reclaimed: Family::default(),
@@ -252,6 +286,14 @@ impl Metrics {
         register(r, &BREAKER_STATE, metrics.breaker_state.clone());
         register(r, &BREAKER_TRANSITIONS, metrics.breaker_transitions.clone());
         register(r, &NOSCRIPT_RELOADS, metrics.noscript_reloads.clone());
+        register(r, &DENY_CACHE_REQUESTS, metrics.deny_cache_requests.clone());
+        register(r, &DENY_CACHE_INSERTS, metrics.deny_cache_inserts.clone());
+        register(
+            r,
+            &DENY_CACHE_EVICTIONS,
+            metrics.deny_cache_evictions.clone(),
+        );
+        register(r, &DENY_CACHE_ENTRIES, metrics.deny_cache_entries.clone());
         register(r, &CONFIG_LOADS, metrics.config_loads.clone());
         register(r, &STORE_KEYS, metrics.store_keys.clone());
         register(r, &STORE_RECLAIMED, metrics.store_reclaimed.clone());
@@ -317,14 +359,27 @@ impl Metrics {
             self.breaker_state
                 .get_or_create(&labels)
                 .set(reading.breaker_state);
-            catch_up(
-                &self.breaker_transitions.get_or_create(&labels),
-                reading.transitions,
-            );
-            catch_up(
-                &self.noscript_reloads.get_or_create(&labels),
-                reading.noscript_reloads,
-            );
+            let mut totals = vec![
+                (&self.breaker_transitions, reading.transitions),
+                (&self.noscript_reloads, reading.noscript_reloads),
+            ];
+            if let Some(cache) = reading.deny_cache {
+                totals.push((&self.deny_cache_inserts, cache.inserts));
+                totals.push((&self.deny_cache_evictions, cache.evictions));
+                for (result, count) in [("hit", cache.hits), ("miss", cache.misses)] {
+                    let labels = BackendResultLabels {
+                        backend: labels.backend.clone(),
+                        result,
+                    };
+                    catch_up(&self.deny_cache_requests.get_or_create(&labels), count);
+                }
+                self.deny_cache_entries
+                    .get_or_create(&labels)
+                    .set(i64::try_from(cache.entries).unwrap_or(i64::MAX));
+            }
+            for (family, total) in totals {
+                catch_up(&family.get_or_create(&labels), total);
+            }
         }
         for store in backends.memory_stores() {
             let stats = store.stats();

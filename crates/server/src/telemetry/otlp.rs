@@ -7,7 +7,8 @@
 //! `OTEL_METRIC_EXPORT_INTERVAL` and `OTEL_SERVICE_NAME`.
 
 use super::metrics::{
-    Definition, BREAKER_STATE, BREAKER_TRANSITIONS, NOSCRIPT_RELOADS, STORE_FULL, STORE_KEYS,
+    Definition, BREAKER_STATE, BREAKER_TRANSITIONS, DENY_CACHE_ENTRIES, DENY_CACHE_EVICTIONS,
+    DENY_CACHE_INSERTS, DENY_CACHE_REQUESTS, NOSCRIPT_RELOADS, STORE_FULL, STORE_KEYS,
     STORE_RECLAIMED,
 };
 use crate::backends::{Backends, RedisReading};
@@ -16,7 +17,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use ratelimitd_engine::{MemoryStoreStats, Store};
+use ratelimitd_engine::{DenyCacheStats, MemoryStoreStats, Store};
 use std::sync::Arc;
 
 /// Whether OTLP export of a signal is configured: the common endpoint or
@@ -67,15 +68,15 @@ pub fn metrics_from_env() -> anyhow::Result<Option<SdkMeterProvider>> {
 }
 
 /// OTLP instruments observing the backends (breaker state and transitions,
-/// NOSCRIPT reloads, in-process stores) each time metrics are collected;
-/// observed while the value is kept.
+/// NOSCRIPT reloads, deny caches, in-process stores) each time metrics are
+/// collected; observed while the value is kept.
 pub struct BackendObservers {
     _gauges: Vec<ObservableGauge<i64>>,
     _counters: Vec<ObservableCounter<u64>>,
 }
 
 /// Values read off the backends, each with its attributes.
-type Read<T> = fn(&Backends) -> Vec<(Vec<KeyValue>, T)>;
+type Read<T> = fn(&Backends) -> Readings<T>;
 
 /// Observes `backends` on `meter`, under the names and help Prometheus
 /// has them by.
@@ -111,32 +112,63 @@ pub fn observe_backends(meter: &Meter, backends: &Arc<Backends>) -> BackendObser
             gauge(&STORE_KEYS, |b| {
                 per_store(b, |stats| i64::try_from(stats.keys).unwrap_or(i64::MAX))
             }),
+            gauge(&DENY_CACHE_ENTRIES, |b| {
+                per_deny_cache(b, |stats| i64::try_from(stats.entries).unwrap_or(i64::MAX))
+            }),
         ],
         _counters: vec![
             counter(&BREAKER_TRANSITIONS, |b| per_redis(b, |r| r.transitions)),
             counter(&NOSCRIPT_RELOADS, |b| per_redis(b, |r| r.noscript_reloads)),
             counter(&STORE_RECLAIMED, |b| per_store(b, |stats| stats.reclaimed)),
             counter(&STORE_FULL, |b| {
-                let denied = per_store(b, |stats| stats.full_denied);
-                let untracked = per_store(b, |stats| stats.full_untracked);
-                let with_action = |action: &'static str| {
-                    move |(mut labels, value): (Vec<KeyValue>, u64)| {
-                        labels.push(KeyValue::new("action", action));
-                        (labels, value)
-                    }
-                };
-                denied
-                    .into_iter()
-                    .map(with_action("denied"))
-                    .chain(untracked.into_iter().map(with_action("untracked")))
-                    .collect()
+                labelled(
+                    "action",
+                    [
+                        ("denied", per_store(b, |stats| stats.full_denied)),
+                        ("untracked", per_store(b, |stats| stats.full_untracked)),
+                    ],
+                )
+            }),
+            counter(&DENY_CACHE_REQUESTS, |b| {
+                labelled(
+                    "result",
+                    [
+                        ("hit", per_deny_cache(b, |stats| stats.hits)),
+                        ("miss", per_deny_cache(b, |stats| stats.misses)),
+                    ],
+                )
+            }),
+            counter(&DENY_CACHE_INSERTS, |b| {
+                per_deny_cache(b, |stats| stats.inserts)
+            }),
+            counter(&DENY_CACHE_EVICTIONS, |b| {
+                per_deny_cache(b, |stats| stats.evictions)
             }),
         ],
     }
 }
 
+/// Values with their attributes, as observers report them.
+type Readings<T> = Vec<(Vec<KeyValue>, T)>;
+
+/// Values of one metric under a label `key`, one group per label value.
+fn labelled<const N: usize>(
+    key: &'static str,
+    groups: [(&'static str, Readings<u64>); N],
+) -> Readings<u64> {
+    groups
+        .into_iter()
+        .flat_map(|(value, readings)| {
+            readings.into_iter().map(move |(mut labels, reading)| {
+                labels.push(KeyValue::new(key, value));
+                (labels, reading)
+            })
+        })
+        .collect()
+}
+
 /// One value per Redis backend.
-fn per_redis<T>(backends: &Backends, value: fn(&RedisReading) -> T) -> Vec<(Vec<KeyValue>, T)> {
+fn per_redis<T>(backends: &Backends, value: fn(&RedisReading) -> T) -> Readings<T> {
     backends
         .redis_readings()
         .iter()
@@ -144,8 +176,17 @@ fn per_redis<T>(backends: &Backends, value: fn(&RedisReading) -> T) -> Vec<(Vec<
         .collect()
 }
 
+/// One value per Redis backend with a deny cache.
+fn per_deny_cache<T>(backends: &Backends, value: fn(&DenyCacheStats) -> T) -> Readings<T> {
+    backends
+        .redis_readings()
+        .iter()
+        .filter_map(|reading| Some((backend(&reading.name), value(reading.deny_cache.as_ref()?))))
+        .collect()
+}
+
 /// One value per in-process store.
-fn per_store<T>(backends: &Backends, value: fn(&MemoryStoreStats) -> T) -> Vec<(Vec<KeyValue>, T)> {
+fn per_store<T>(backends: &Backends, value: fn(&MemoryStoreStats) -> T) -> Readings<T> {
     backends
         .memory_stores()
         .iter()
