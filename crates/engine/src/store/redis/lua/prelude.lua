@@ -73,8 +73,9 @@ for pass = 1, 2 do
       end
       -- The hits a report asks about (decision.rs: report(cost.max(1))).
       local wait = cost > 0 and cost or 1
-      -- Set by the algorithm's branch: how many parameters of its own
-      -- follow the flags; whether the check is over; after consuming, what
-      -- remains, when the limit is whole again, when `wait` hits would fit
-      -- (at least whenever they do not now), and when the state expires.
+      -- Set by the algorithm's branch, besides `state`: how many parameters
+      -- of its own follow the flags; whether the check is over; after
+      -- consuming, what remains, when the limit is whole again, when `wait`
+      -- hits would fit (at least whenever they do not now), and when the
+      -- state expires.
       local extra, over, remaining, reset_after, retry_after, expires_at
