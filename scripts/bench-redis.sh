@@ -35,16 +35,17 @@ now=$(( $(date +%s) * 1000000 ))
 # "redis": each call reads Redis's clock, so hits spread over time as in the
 # ratelimitd run (a fixed time would pile them into one instant and deny).
 redis-benchmark -p $redis_port -c 50 -n 1000000 -r 10000 -q \
-  EVALSHA "$sha" 1 "rl:{partners|key:__rand_int__}per-tenant" redis 5 50 60000000 100000 0 0 1 1 0 \
+  EVALSHA "$sha" 1 "rl:{partners|key:__rand_int__}per-tenant" redis 5 50 60000000 1 1 1 100000 \
   | tr '\r' '\n' | tail -n 1
 
 echo "== 4. Redis memory per key (MEMORY USAGE after one hit)"
-decide() { # name, algorithm parameters...
-  redis-cli -p $redis_port evalsha "$sha" 1 "mem:{rule|client-1}$1" "$now" "${@:2}" 1 1 0 >/dev/null
+decide() { # name, algorithm, capacity, period, the algorithm's own parameters...
+  # cost 1, needed 1, flags 1 (enforced): the argument layout of lua/prelude.lua
+  redis-cli -p $redis_port evalsha "$sha" 1 "mem:{rule|client-1}$1" "$now" "${@:2:3}" 1 1 1 "${@:5}" >/dev/null
   printf '%-15s %s bytes\n' "$1" "$(redis-cli -p $redis_port memory usage "mem:{rule|client-1}$1")"
 }
-decide fixed_window 1 100 60000000 0 0 0
-decide sliding_window 2 100 60000000 4294967295 0 0
-decide sliding_log 3 100 60000000 0 0 0
+decide fixed_window 1 100 60000000
+decide sliding_window 2 100 60000000 4294967295
+decide sliding_log 3 100 60000000
 decide token_bucket 4 100 60000000 100 600000 1
-decide gcra 5 100 60000000 600000 0 0
+decide gcra 5 100 60000000 600000

@@ -1,10 +1,17 @@
 //! The Redis store: every algorithm run atomically by one Lua script, in one
 //! round trip per request (per cluster slot group), through `fred`.
 //!
-//! The script (`lua/`: one file per algorithm, mirroring the Rust modules
-//! line for line, and a driver mirroring `decision.rs`) is loaded with
-//! SCRIPT LOAD and run with EVALSHA. A NOSCRIPT reply (Redis restarted, SCRIPT
-//! FLUSH, a failover to a replica) reloads it and retries once, counted in
+//! The script (`lua/`: a driver mirroring `decision.rs`, `prelude.lua` and
+//! `decide.lua`, around one branch per algorithm, each in its own file
+//! mirroring the Rust module) is loaded with SCRIPT LOAD and run with
+//! EVALSHA. Redis runs the whole script body on every call, so it is
+//! straight-line code on locals: no function definitions (each would be a new
+//! closure per call), tables only for the reply (and, with several checks,
+//! what the first pass holds), a state read with one anchored `string.match`
+//! (a sliding log's records only as far as needed) and written with one
+//! `string.format`, and no argument an algorithm does not use
+//! (`examples/redis_script_cost.rs` measures what a call costs Redis). A NOSCRIPT reply (Redis restarted, SCRIPT FLUSH, a
+//! failover to a replica) reloads it and retries once, counted in
 //! [`RedisStoreStats::noscript_reloads`]. Every key gets a TTL reaching its
 //! state's expiry in the same script call, so no key lives forever.
 //!
@@ -20,6 +27,7 @@
 
 use super::{Store, StoreError};
 use crate::decision::{Check, Decision, Distinct, Outcome};
+use crate::AlgorithmKind;
 use async_trait::async_trait;
 use fred::error::Error as FredError;
 use fred::interfaces::{ClientLike, LuaInterface};
@@ -33,8 +41,8 @@ use options::{describe, fred_config};
 pub use options::{RedisOptions, RedisTopology, TimeSource};
 pub use tls::RedisTls;
 
-/// The script, assembled from the shared arithmetic, one file per algorithm
-/// and the driver.
+/// The script: the driver's head (arguments, the loop over checks), each
+/// algorithm's branch, and the driver's tail (verdict, writes, reply).
 pub const SCRIPT: &str = concat!(
     include_str!("lua/prelude.lua"),
     include_str!("lua/fixed_window.lua"),
@@ -198,76 +206,94 @@ impl RedisStore {
         checks: &[Check<'_>],
         now: u64,
     ) -> Result<(bool, Vec<Outcome>), StoreError> {
-        let mut args = Vec::with_capacity(1 + CHECK_ARGS.len() * members.len());
+        // At most three parameters of its own per check.
+        let mut args = Vec::with_capacity(1 + (CHECK_ARGS.len() + 3) * members.len());
         args.push(match self.options.time_source {
             TimeSource::Engine => now.to_string(),
             TimeSource::Redis => "redis".to_string(),
         });
-        for &member in members {
-            args.extend(check_args(&checks[firsts[member].1]));
+        let group_checks: Vec<&Check<'_>> = members
+            .iter()
+            .map(|&member| &checks[firsts[member].1])
+            .collect();
+        for check in &group_checks {
+            args.extend(check_args(check));
         }
         let group_keys = members.iter().map(|&m| keys[m].clone()).collect();
         let reply = self.call(group_keys, args).await.map_err(|e| StoreError {
             backend: self.options.name.clone(),
             message: e.to_string(),
         })?;
-        parse_reply(&reply, members.len()).ok_or_else(|| StoreError {
+        let limits = group_checks.iter().map(|check| check.limit.capacity());
+        parse_reply(&reply, limits).ok_or_else(|| StoreError {
             backend: self.options.name.clone(),
             message: format!("unexpected script reply {reply:?}"),
         })
     }
 }
 
-/// What `decide.lua` reads of each check, in order: the limit's six
-/// script parameters, the cost, the hits that must fit, and two flags. The
+/// What `prelude.lua` reads of every check, in order: the limit's algorithm,
+/// capacity and period, the cost, the hits that must fit, and the flags (1
+/// enforced + 2 count_denied). The algorithm's own parameters follow, as many
+/// as [`own_parameters`] says. Every argument is a string Redis makes for
+/// the script on each call, so there are no more than the algorithm uses. The
 /// script's argument layout must match this (a test ties them).
-const CHECK_ARGS: [&str; 10] = [
-    "algorithm",
-    "capacity",
-    "period",
-    "a",
-    "b",
-    "c",
-    "cost",
-    "needed",
-    "enforced",
-    "count_denied",
-];
+const CHECK_ARGS: [&str; 6] = ["algorithm", "capacity", "period", "cost", "needed", "flags"];
 
-/// One check's arguments, laid out as [`CHECK_ARGS`] says.
-fn check_args(check: &Check<'_>) -> [String; CHECK_ARGS.len()] {
+/// How many of `Limit::script_parameters`' last three an algorithm uses: a
+/// sliding window's count cap; a token bucket's initial tokens, units per
+/// token and units gained per µs; GCRA's emission interval.
+fn own_parameters(kind: AlgorithmKind) -> usize {
+    match kind {
+        AlgorithmKind::FixedWindow | AlgorithmKind::SlidingLog => 0,
+        AlgorithmKind::SlidingWindow | AlgorithmKind::Gcra => 1,
+        AlgorithmKind::TokenBucket => 3,
+    }
+}
+
+/// One check's arguments, laid out as [`CHECK_ARGS`] and [`own_parameters`]
+/// say.
+fn check_args(check: &Check<'_>) -> impl Iterator<Item = String> {
     let [algorithm, capacity, period, a, b, c] = check.limit.script_parameters();
+    let flags = u64::from(check.enforced) + 2 * u64::from(check.limit.counts_denied());
     [
         algorithm,
         capacity,
         period,
-        a,
-        b,
-        c,
         check.cost,
         check.needed(),
-        u64::from(check.enforced),
-        u64::from(check.limit.counts_denied()),
+        flags,
     ]
+    .into_iter()
+    .chain(
+        [a, b, c]
+            .into_iter()
+            .take(own_parameters(check.limit.kind())),
+    )
     .map(|value| value.to_string())
 }
 
-/// `{allowed, (over, limit, remaining, reset_after, retry_after) × n}`.
-fn parse_reply(reply: &[i64], checks: usize) -> Option<(bool, Vec<Outcome>)> {
+/// `{allowed, (over, remaining, reset_after, retry_after) × n}`, one check
+/// per limit in `limits` (the capacities, which the reply leaves out).
+fn parse_reply(
+    reply: &[i64],
+    limits: impl ExactSizeIterator<Item = u64>,
+) -> Option<(bool, Vec<Outcome>)> {
     let (&allowed, rest) = reply.split_first()?;
-    if rest.len() != 5 * checks {
+    if rest.len() != 4 * limits.len() {
         return None;
     }
     let number = |value: i64| u64::try_from(value).ok();
     let outcomes = rest
-        .chunks_exact(5)
-        .map(|fields| {
+        .chunks_exact(4)
+        .zip(limits)
+        .map(|(fields, limit)| {
             Some(Outcome {
                 over_limit: fields[0] == 1,
-                limit: number(fields[1])?,
-                remaining: number(fields[2])?,
-                reset_after: number(fields[3])?,
-                retry_after: number(fields[4])?,
+                limit,
+                remaining: number(fields[1])?,
+                reset_after: number(fields[2])?,
+                retry_after: number(fields[3])?,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -327,45 +353,98 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Limit;
+    use std::time::Duration;
+
+    /// The script's branch for an algorithm: from its `if algorithm == "n"`
+    /// to the next branch (the last one runs on into decide.lua).
+    fn branch(algorithm: u64) -> &'static str {
+        SCRIPT
+            .split("if algorithm == \"")
+            .find(|part| part.starts_with(&format!("{algorithm}\" then")))
+            .unwrap_or_else(|| panic!("the script has no branch for algorithm {algorithm}"))
+    }
 
     /// The script reads each check's arguments where `check_args` writes
-    /// them: `name = ...ARGV[at + offset]...`, `at` advancing by the count.
+    /// them: the common ones as `local name = ARGV[at + offset]`, then each
+    /// algorithm's branch its own parameters (and no more), `at` advancing
+    /// past them.
     #[test]
     fn the_script_reads_each_argument_where_it_is_written() {
-        let stride = format!("local at = 2 + (i - 1) * {}", CHECK_ARGS.len());
+        let stride = format!("at = at + {} + extra", CHECK_ARGS.len());
         assert!(
             SCRIPT.contains(&stride),
             "the script's stride is not {stride:?}"
         );
         for (offset, name) in CHECK_ARGS.iter().enumerate() {
+            let argument = match offset {
+                0 => "ARGV[at]".to_string(),
+                _ => format!("ARGV[at + {offset}]"),
+            };
             let read = SCRIPT.lines().any(|line| {
-                line.trim_start().starts_with(&format!("{name} = "))
-                    && line.contains(&format!("ARGV[at + {offset}]"))
-                    || offset == 0 && line.contains(&format!("{name} = tonumber(ARGV[at])"))
+                line.trim_start()
+                    .starts_with(&format!("local {name} = {argument}"))
             });
             assert!(read, "the script does not read `{name}` at offset {offset}");
         }
-        let limit = crate::Limit::gcra(10, std::time::Duration::from_secs(1), 4).unwrap();
+        let second = Duration::from_secs(1);
+        let limits = [
+            Limit::fixed_window(5, second).unwrap(),
+            Limit::sliding_window(5, second).unwrap(),
+            Limit::sliding_log(5, second).unwrap(),
+            Limit::token_bucket(1, second, 4, 2).unwrap(),
+            Limit::gcra(10, second, 4).unwrap(),
+        ];
+        for limit in &limits {
+            let algorithm = limit.script_parameters()[0];
+            let own = own_parameters(limit.kind());
+            let branch = branch(algorithm);
+            assert!(
+                branch.contains(&format!("extra = {own}\n")),
+                "algorithm {algorithm}: not `extra = {own}`"
+            );
+            let offsets = CHECK_ARGS.len()..CHECK_ARGS.len() + own;
+            for offset in offsets.clone() {
+                let argument = format!("ARGV[at + {offset}]");
+                assert!(branch.contains(&argument), "{algorithm}: no {argument}");
+            }
+            let beyond = format!("ARGV[at + {}]", offsets.end);
+            assert!(!branch.contains(&beyond), "{algorithm}: reads {beyond}");
+        }
         let check = Check {
             key: "k",
-            limit: &limit,
+            limit: &limits[4],
             cost: 3,
             enforced: false,
             probe: crate::Probe::Count,
         };
         assert_eq!(
-            check_args(&check),
-            ["5", "4", "1000000", "100000", "0", "0", "3", "3", "0", "0"]
+            check_args(&check).collect::<Vec<_>>(),
+            ["5", "4", "1000000", "3", "3", "0", "100000"]
+        );
+        let counting = Limit::fixed_window(5, second)
+            .unwrap()
+            .counting_denied()
+            .unwrap();
+        let check = Check {
+            limit: &counting,
+            enforced: true,
+            probe: crate::Probe::NextHit,
+            cost: 0,
+            ..check
+        };
+        assert_eq!(
+            check_args(&check).collect::<Vec<_>>(),
+            ["1", "5", "1000000", "0", "1", "3"]
         );
     }
 
     #[test]
-    fn replies_must_have_five_numbers_per_check() {
-        assert_eq!(
-            parse_reply(&[1, 0, 10, 9, 60, 0], 1).unwrap().1[0].remaining,
-            9
-        );
-        assert!(parse_reply(&[1, 0, 10, 9, 60], 1).is_none());
-        assert!(parse_reply(&[1, 0, 10, -1, 60, 0], 1).is_none());
+    fn replies_must_have_four_numbers_per_check() {
+        let (allowed, outcomes) = parse_reply(&[1, 0, 9, 60, 0], [10].into_iter()).unwrap();
+        assert!(allowed);
+        assert_eq!((outcomes[0].limit, outcomes[0].remaining), (10, 9));
+        assert!(parse_reply(&[1, 0, 9, 60], [10].into_iter()).is_none());
+        assert!(parse_reply(&[1, 0, -1, 60, 0], [10].into_iter()).is_none());
     }
 }

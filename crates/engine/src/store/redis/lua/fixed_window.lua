@@ -1,18 +1,25 @@
--- Fixed window (algorithm 1): state {start, count}. Mirrors fixed_window.rs.
--- Parameters: capacity = limit, period.
-algorithms[1] = {
-  fresh = function(p, now) return {window_start(now, p.period), 0} end,
-  refresh = function(p, s, now)
-    local start = window_start(now, p.period)
-    if start > s[1] then s[1] = start; s[2] = 0 end
-  end,
-  available = function(p, s, now) return max(p.capacity - s[2], 0) end,
-  overdrawn = function(p, s, now) return s[2] > p.capacity end,
-  consume = function(p, s, now, cost) s[2] = min(s[2] + cost, U32_MAX) end,
-  reset_after = function(p, s, now)
-    if s[2] == 0 then return 0 end
-    return max(s[1] + p.period - now, 0)
-  end,
-  retry_after = function(p, s, now, cost) return max(s[1] + p.period - now, 0) end,
-  expires_at = function(p, s) return s[1] + p.period end,
-}
+      -- Fixed window (algorithm 1): state "1 start count". Mirrors
+      -- fixed_window.rs. capacity = limit; no parameters of its own.
+      if algorithm == "1" then
+        extra = 0
+        -- Fresh, unless the stored window is this one (not expired, not
+        -- rolled).
+        local start, count = now - fmod(now, period), 0
+        local kept_start, kept_count = match(stored or "", "^1 (%d+) (%d+)$")
+        if kept_start then
+          kept_start = kept_start + 0
+          if kept_start + period > now and kept_start >= start then
+            start, count = kept_start, kept_count + 0
+          end
+        end
+        over = needed > max(capacity - count, 0)
+          or needed == 0 and count > capacity
+        if cost > 0 and (allowed == 1 and not over or count_denied) then
+          count = min(count + cost, U32_MAX)
+        end
+        remaining = max(capacity - count, 0)
+        expires_at = start + period
+        reset_after = count == 0 and 0 or max(expires_at - now, 0)
+        retry_after = max(expires_at - now, 0)
+        state = format("1 %d %d", start, count)
+      end

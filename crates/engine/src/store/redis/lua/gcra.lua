@@ -1,16 +1,22 @@
--- GCRA (algorithm 5): state {tat}. Mirrors gcra.rs.
--- Parameters: capacity = burst, period, a = emission interval (µs).
-algorithms[5] = {
-  fresh = function(p, now) return {now} end,
-  refresh = function(p, s, now) s[1] = max(s[1], now) end,
-  available = function(p, s, now)
-    local backlog = max(s[1] - now, 0)
-    return div_floor(max(p.capacity * p.a - backlog, 0), p.a)
-  end,
-  consume = function(p, s, now, cost) s[1] = s[1] + cost * p.a end,
-  reset_after = function(p, s, now) return max(s[1] - now, 0) end,
-  retry_after = function(p, s, now, cost)
-    return max(s[1] + cost * p.a - (now + p.capacity * p.a), 0)
-  end,
-  expires_at = function(p, s) return s[1] end,
-}
+      -- GCRA (algorithm 5): state "5 tat". Mirrors gcra.rs. capacity = burst;
+      -- its parameter: the emission interval (µs).
+      if algorithm == "5" then
+        local interval = ARGV[at + 6] + 0
+        extra = 1
+        -- A stored TAT already past is the same as a fresh one: now.
+        local tat = now
+        local kept_tat = match(stored or "", "^5 (%d+)$")
+        if kept_tat then tat = max(kept_tat + 0, now) end
+        local tolerance = capacity * interval
+        local room = max(tolerance - (tat - now), 0)
+        over = needed > (room - fmod(room, interval)) / interval
+        if cost > 0 and (allowed == 1 and not over or count_denied) then
+          tat = tat + cost * interval
+        end
+        room = max(tolerance - (tat - now), 0)
+        remaining = (room - fmod(room, interval)) / interval
+        reset_after = tat - now
+        retry_after = max(tat + wait * interval - (now + tolerance), 0)
+        expires_at = tat
+        state = format("5 %d", tat)
+      end

@@ -1,30 +1,49 @@
--- Token bucket (algorithm 4): state {units, updated}. Mirrors token_bucket.rs.
--- Parameters: capacity, period, a = initial tokens, b = units per token,
--- c = units gained per µs.
-local function full_units(p) return p.capacity * p.b end
-
-local function time_to_reach(p, s, units)
-  return div_ceil(max(units - s[1], 0), p.c)
-end
-
-algorithms[4] = {
-  fresh = function(p, now) return {p.a * p.b, now} end,
-  refresh = function(p, s, now)
-    if now <= s[2] then return end
-    local to_full = time_to_reach(p, s, full_units(p))
-    if now - s[2] >= to_full then
-      s[1] = full_units(p); s[2] = s[2] + to_full
-    else
-      s[1] = s[1] + (now - s[2]) * p.c; s[2] = now
-    end
-  end,
-  available = function(p, s, now) return div_floor(s[1], p.b) end,
-  consume = function(p, s, now, cost) s[2] = now; s[1] = s[1] - cost * p.b end,
-  reset_after = function(p, s, now) return time_to_reach(p, s, full_units(p)) end,
-  retry_after = function(p, s, now, cost) return time_to_reach(p, s, cost * p.b) end,
-  expires_at = function(p, s)
-    local full_at = s[2] + time_to_reach(p, s, full_units(p))
-    if p.a == p.capacity then return full_at end
-    return full_at + div_ceil(full_units(p), p.c)
-  end,
-}
+      -- Token bucket (algorithm 4): state "4 units updated". Mirrors
+      -- token_bucket.rs. Its parameters: the initial tokens, the units per
+      -- token, and the units gained per µs.
+      if algorithm == "4" then
+        local initial = ARGV[at + 6] + 0
+        local token_units = ARGV[at + 7] + 0
+        local gain = ARGV[at + 8] + 0
+        extra = 3
+        local full = capacity * token_units
+        -- Time to refill an empty bucket, beyond reaching full (expires_at).
+        local refill = 0
+        if initial ~= capacity then
+          refill = fmod(full, gain)
+          refill = (full - refill) / gain + (refill > 0 and 1 or 0)
+        end
+        -- Fresh, unless the stored bucket is not expired; then refilled to now.
+        local units, updated = initial * token_units, now
+        local kept_units, kept_updated = match(stored or "", "^4 (%d+) (%d+)$")
+        if kept_units then
+          kept_units, kept_updated = kept_units + 0, kept_updated + 0
+          local short = max(full - kept_units, 0)
+          local rest = fmod(short, gain)
+          local to_full = (short - rest) / gain + (rest > 0 and 1 or 0)
+          if kept_updated + to_full + refill > now then
+            units, updated = kept_units, kept_updated
+            if now > updated then
+              if now - updated >= to_full then
+                units, updated = full, updated + to_full
+              else
+                units, updated = units + (now - updated) * gain, now
+              end
+            end
+          end
+        end
+        over = needed > (units - fmod(units, token_units)) / token_units
+        if cost > 0 and (allowed == 1 and not over or count_denied) then
+          units, updated = units - cost * token_units, now
+        end
+        remaining = (units - fmod(units, token_units)) / token_units
+        -- time_to_reach: to full, and to `wait` tokens.
+        local short = max(full - units, 0)
+        local rest = fmod(short, gain)
+        reset_after = (short - rest) / gain + (rest > 0 and 1 or 0)
+        short = max(wait * token_units - units, 0)
+        rest = fmod(short, gain)
+        retry_after = (short - rest) / gain + (rest > 0 and 1 or 0)
+        expires_at = updated + reset_after + refill
+        state = format("4 %d %d", units, updated)
+      end
