@@ -275,10 +275,6 @@ fn one_evalsha_per_request_however_many_limits() {
                 && !line.starts_with("cmdstat_del:")
                 && !line.starts_with("cmdstat_config")
                 && !line.starts_with("cmdstat_info")
-                // A connection's set-up (the calling thread's own connection
-                // opens at its first call), once, not per request.
-                && !line.starts_with("cmdstat_client|id:calls=1,")
-                && !line.starts_with("cmdstat_ping:calls=1,")
         })
         .collect();
     assert!(

@@ -22,11 +22,8 @@
 //! nothing, and the request is allowed only if every group allows it (a group
 //! that allowed has then consumed even if another denied).
 //!
-//! Each thread that calls has a connection of its own, driven on its own
-//! runtime (`lanes.rs`), so a call never hands over to another thread; the
-//! pool of `pool_size` connections loads the script and answers while a
-//! thread's connection is not up. What the store is told, and how that
-//! becomes fred's configuration, is `options.rs`; TLS files are `tls.rs`.
+//! What the store is told, and how that becomes fred's configuration, is
+//! `options.rs`; TLS files are `tls.rs`.
 
 use super::{Store, StoreError};
 use crate::decision::{Check, Decision, Distinct, Outcome};
@@ -37,11 +34,8 @@ use fred::interfaces::{ClientLike, LuaInterface};
 use fred::prelude::{Builder, Pool, ReconnectPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-mod lanes;
 mod options;
 mod tls;
-
-use lanes::Lanes;
 
 use options::{describe, fred_config};
 pub use options::{RedisOptions, RedisTopology, TimeSource};
@@ -72,8 +66,6 @@ pub struct RedisStoreStats {
 pub struct RedisStore {
     options: RedisOptions,
     pool: Pool,
-    /// A connection per calling thread (`lanes.rs`).
-    lanes: Lanes,
     clustered: bool,
     script_sha: String,
     script_calls: AtomicU64,
@@ -142,7 +134,6 @@ impl RedisStore {
             clustered: matches!(options.topology, RedisTopology::Cluster { .. }),
             options,
             pool,
-            lanes: Lanes::default(),
             script_sha: fred::util::sha1_hash(SCRIPT),
             script_calls: AtomicU64::new(0),
             noscript_reloads: AtomicU64::new(0),
@@ -190,7 +181,7 @@ impl RedisStore {
     /// EVALSHA, reloading the script once on NOSCRIPT.
     async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, FredError> {
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        let client = self.lanes.client(&self.pool);
+        let client = self.pool.next();
         match client
             .evalsha(&self.script_sha, keys.clone(), args.clone())
             .await

@@ -50,9 +50,7 @@ pub struct RedisOptions {
     pub username: Option<String>,
     /// Password (overrides one in the URL).
     pub password: Option<String>,
-    /// Connections shared by all threads (commands are pipelined on them):
-    /// they load the script and carry a thread's calls until the thread's own
-    /// connection is up (see `lanes.rs`).
+    /// Connections shared by all requests (commands are pipelined on them).
     pub pool_size: usize,
     /// Longest wait for one command.
     pub command_timeout: Duration,
