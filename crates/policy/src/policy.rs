@@ -119,10 +119,13 @@ impl Policy {
         file: &str,
         read: &dyn Fn(&SecretSource) -> Result<String, String>,
     ) -> Vec<ConfigError> {
-        let passwords = self.backends.iter_mut().filter_map(|backend| match &mut backend.kind {
-            BackendKind::Redis(spec) => spec.password.as_mut(),
-            _ => None,
-        });
+        let passwords = self
+            .backends
+            .iter_mut()
+            .filter_map(|backend| match &mut backend.kind {
+                BackendKind::Redis(spec) => spec.password.as_mut(),
+                _ => None,
+            });
         let tokens = self
             .auth
             .identities

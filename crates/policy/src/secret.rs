@@ -139,7 +139,9 @@ mod tests {
             Err("line 1: not a SHA-256 hash (64 hex digits, as `sha256sum` prints)".into())
         );
         assert_eq!(secret.set("\n".into()), Err("no token hash in it".into()));
-        secret.set(format!("{HASH}\n\n{}\n", HASH.to_uppercase())).unwrap();
+        secret
+            .set(format!("{HASH}\n\n{}\n", HASH.to_uppercase()))
+            .unwrap();
         let hashes = secret.token_hashes();
         assert_eq!(hashes.len(), 2);
         assert_eq!(hashes[0], hashes[1]);

@@ -139,7 +139,10 @@ impl Compiler {
             return Some(Secret::inline(key, kind, value.clone()));
         }
         let (key, source) = match (file, env) {
-            (Some(file), _) => (format!("{path}.{base}_file"), SecretSource::File(file.clone())),
+            (Some(file), _) => (
+                format!("{path}.{base}_file"),
+                SecretSource::File(file.clone()),
+            ),
             (_, Some(env)) => (format!("{path}.{base}_env"), SecretSource::Env(env.clone())),
             _ => {
                 if kind == SecretKind::TokenHashes {

@@ -142,9 +142,9 @@ impl Authenticator {
         }
         if let Some(authorization) = credentials.authorization {
             let token = bearer_token(authorization)?;
-            return self.by_token(token).ok_or_else(|| {
-                Status::unauthenticated("the bearer token matches no identity")
-            });
+            return self
+                .by_token(token)
+                .ok_or_else(|| Status::unauthenticated("the bearer token matches no identity"));
         }
         if let Some(caller) = credentials
             .certificate_names
@@ -182,7 +182,9 @@ impl Authenticator {
 /// The token of `Bearer <token>` (the scheme case-insensitive).
 fn bearer_token(authorization: &str) -> Result<&str, Status> {
     match authorization.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
         _ => Err(Status::unauthenticated(
@@ -230,7 +232,10 @@ mod tests {
     fn a_token_or_a_certificate_name_authenticates() {
         assert_eq!(with(Some("Bearer test"), &[]), Ok("team-a".into()));
         assert_eq!(with(Some("bearer  test "), &[]), Ok("team-a".into()));
-        assert_eq!(with(None, &["x".into(), "ops.internal".into()]), Ok("ops".into()));
+        assert_eq!(
+            with(None, &["x".into(), "ops.internal".into()]),
+            Ok("ops".into())
+        );
         // A token, once sent, decides.
         assert_eq!(
             with(Some("Bearer wrong"), &["ops.internal".into()]),

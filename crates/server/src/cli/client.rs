@@ -16,9 +16,14 @@ pub type Connection = InterceptedService<Channel, Bearer>;
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -40,9 +45,8 @@ pub async fn connect(target: &Target) -> anyhow::Result<Connection> {
 
 /// The TLS settings of `target`, when it asks for TLS.
 fn tls(target: &Target) -> anyhow::Result<Option<ClientTlsConfig>> {
-    let uses_tls = target.tls_ca.is_some()
-        || target.tls_cert.is_some()
-        || target.addr.starts_with("https://");
+    let uses_tls =
+        target.tls_ca.is_some() || target.tls_cert.is_some() || target.addr.starts_with("https://");
     if !uses_tls {
         return Ok(None);
     }

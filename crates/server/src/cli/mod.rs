@@ -138,7 +138,12 @@ pub struct ServeArgs {
     /// With --tls-client-ca: whether a client certificate is required, or
     /// optional (callers without one authenticate by token or as
     /// anonymous).
-    #[arg(long, env = "RATELIMITD_TLS_CLIENT_AUTH", value_enum, default_value = "required")]
+    #[arg(
+        long,
+        env = "RATELIMITD_TLS_CLIENT_AUTH",
+        value_enum,
+        default_value = "required"
+    )]
     pub tls_client_auth: ClientAuthArg,
 }
 

@@ -154,7 +154,9 @@ fn log_security(loaded: &Loaded, tls: Option<&TlsFiles>) {
     let auth = &loaded.policy.policy.auth;
     let transport = match tls {
         None => "plaintext",
-        Some(TlsFiles { client_ca: None, .. }) => "TLS",
+        Some(TlsFiles {
+            client_ca: None, ..
+        }) => "TLS",
         Some(TlsFiles {
             client_auth: ClientAuth::Required,
             ..
@@ -170,7 +172,11 @@ fn log_security(loaded: &Loaded, tls: Option<&TlsFiles>) {
         tracing::info!(
             transport,
             identities = auth.identities.len(),
-            anonymous = if auth.anonymous.is_some() { "allowed" } else { "refused" },
+            anonymous = if auth.anonymous.is_some() {
+                "allowed"
+            } else {
+                "refused"
+            },
             "callers are authenticated"
         );
     }

@@ -53,9 +53,12 @@ impl TlsFiles {
                 self.key.display()
             )
         })?;
-        let signing_key = provider.key_provider.load_private_key(key).map_err(|error| {
-            anyhow::anyhow!("TLS key file {}: unusable key: {error}", self.key.display())
-        })?;
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|error| {
+                anyhow::anyhow!("TLS key file {}: unusable key: {error}", self.key.display())
+            })?;
         let certified = CertifiedKey::new(certs, signing_key);
         certified.keys_match().map_err(|_| {
             anyhow::anyhow!(
@@ -84,9 +87,7 @@ impl TlsFiles {
                     ClientAuth::Required => verifier.build(),
                     ClientAuth::Optional => verifier.allow_unauthenticated().build(),
                 }
-                .map_err(|error| {
-                    anyhow::anyhow!("TLS client CA file {}: {error}", ca.display())
-                })?;
+                .map_err(|error| anyhow::anyhow!("TLS client CA file {}: {error}", ca.display()))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -98,8 +99,12 @@ impl TlsFiles {
 }
 
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|error| anyhow::anyhow!("TLS {what} file {}: cannot read it: {error}", path.display()))
+    std::fs::read(path).map_err(|error| {
+        anyhow::anyhow!(
+            "TLS {what} file {}: cannot read it: {error}",
+            path.display()
+        )
+    })
 }
 
 /// Every certificate of a PEM file; at least one.
@@ -107,9 +112,7 @@ fn certificates(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'s
     let pem = read(path, what)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| {
-            anyhow::anyhow!("TLS {what} file {}: not PEM: {error}", path.display())
-        })?;
+        .map_err(|error| anyhow::anyhow!("TLS {what} file {}: not PEM: {error}", path.display()))?;
     if certs.is_empty() {
         anyhow::bail!(
             "TLS {what} file {}: no certificate in it (expecting PEM `-----BEGIN CERTIFICATE-----`)",

@@ -49,7 +49,12 @@ impl RateLimiter for RateLimiterService {
         let budget = budget(&request);
         let caller = authorize::caller(&request)?;
         let asked = request.get_ref();
-        authorize::may_check(&self.state, &caller, &asked.domain, !asked.limits.is_empty())?;
+        authorize::may_check(
+            &self.state,
+            &caller,
+            &asked.domain,
+            !asked.limits.is_empty(),
+        )?;
         let span = tracing::info_span!("CheckLimit", domain = %request.get_ref().domain);
         let policy = self.state.policy();
         check(

@@ -7,14 +7,14 @@
 use super::v1::status_response;
 use crate::api::authorize;
 use crate::api::rls::json::{parse_request, response_json};
-use crate::auth::Caller;
 use crate::api::rls::should_rate_limit;
+use crate::auth::Caller;
 use crate::state::ServiceState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::Extension;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use std::sync::Arc;
 

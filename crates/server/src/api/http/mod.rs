@@ -58,7 +58,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<HttpPeer>();
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
         Some(tls) => {
             axum::serve(TlsListener::new(listener, tls), app)
                 .with_graceful_shutdown(stop)
