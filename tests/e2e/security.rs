@@ -549,7 +549,17 @@ async fn tokens_and_certificate_identities_get_exactly_their_permissions() {
     );
     let response = config("ops-token").await;
     assert_eq!(response.status, 200);
-    // Token hashes never show in /config.
+    // Identities show in /config, their token hashes never.
+    let config: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(
+        config["auth"]["identities"][0],
+        serde_json::json!({
+            "name": "team-a",
+            "tokens": 1,
+            "certificate_names": [],
+            "permissions": {"domains": ["team-a", "team-a-*"], "declare_limits": false, "operator": false},
+        })
+    );
     assert!(
         !response.body.contains(&sha256_hex("ops-token")),
         "{}",
