@@ -632,8 +632,8 @@ async fn redis_passwords_from_a_file_and_the_environment_reach_redis_and_never_s
         format!(
             "settings: {{failure_policy: closed}}
 backends:
-  - {{name: by-file, type: redis, url: '{}', password_file: '{}'}}
-  - {{name: by-env, type: redis, url: '{}', password_env: RL_TEST_REDIS_PASSWORD}}
+  - {{name: by-file, type: redis, url: '{}', password_file: '{}', command_timeout: 2s}}
+  - {{name: by-env, type: redis, url: '{}', password_env: RL_TEST_REDIS_PASSWORD, command_timeout: 2s}}
 rules:
   - {{name: a, domain: a, backend: by-file, key: [ip], limits: [{{rate: 2/m}}]}}
   - {{name: b, domain: b, backend: by-env, key: [ip], limits: [{{rate: 2/m}}]}}

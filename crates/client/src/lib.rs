@@ -50,10 +50,10 @@ pub use breaker::BreakerState;
 pub use client::{Client, ClientBuilder, OnError, OnErrorFn};
 pub use decision::{Code, Decision, Source};
 pub use error::Error;
-/// TLS settings for [`ClientBuilder::tls`] (tonic's, with rustls and ring).
-pub use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 pub use limit::Limit;
 pub use ratelimitd_proto::v1::limit_status::{Algorithm, Failure};
 pub use ratelimitd_proto::v1::{CheckLimitRequest, DeclaredLimit, DescriptorEntry, LimitStatus};
+/// TLS settings for [`ClientBuilder::tls`] (tonic's, with rustls and ring).
+pub use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 #[cfg(feature = "tower")]
 pub use tower::{RateLimit, RateLimitLayer};

@@ -18,8 +18,9 @@ async fn a_token_over_tls_names_the_identity_and_refusals_are_errors() {
     let (cert, key) = (cert.to_string(), key.to_string());
     let service = Service::start_with(&policy, &["--tls-cert", &cert, "--tls-key", &key]);
     let address = service.uri.trim_start_matches("http://").to_string();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(std::fs::read(&files.ca_cert).unwrap()));
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(
+        std::fs::read(&files.ca_cert).unwrap(),
+    ));
     let client = |token: Option<&str>| {
         let mut builder = Client::builder(address.clone())
             .domain("team-a")
@@ -31,20 +32,32 @@ async fn a_token_over_tls_names_the_identity_and_refusals_are_errors() {
         builder.build().unwrap()
     };
     let team_a = client(Some("team-a-token"));
-    assert!(team_a.check(CheckLimitRequest::default()).await.unwrap().allowed);
+    assert!(
+        team_a
+            .check(CheckLimitRequest::default())
+            .await
+            .unwrap()
+            .allowed
+    );
     let other_domain = CheckLimitRequest {
         domain: "team-b".into(),
         ..CheckLimitRequest::default()
     };
     match team_a.check(other_domain).await {
         Err(Error::Unauthorized(message)) => {
-            assert_eq!(message, "identity \"team-a\" may not check domain \"team-b\"");
+            assert_eq!(
+                message,
+                "identity \"team-a\" may not check domain \"team-b\""
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
     match client(None).check(CheckLimitRequest::default()).await {
         Err(Error::Unauthorized(message)) => {
-            assert!(message.starts_with("anonymous callers are not allowed"), "{message}");
+            assert!(
+                message.starts_with("anonymous callers are not allowed"),
+                "{message}"
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
