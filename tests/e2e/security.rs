@@ -671,6 +671,11 @@ rules:
     while let Ok(line) = service.log.try_recv() {
         log.push_str(&line);
     }
+    // A policy without `auth:` says at start that it is open.
+    assert!(
+        log.contains("no auth: section: every caller is anonymous and may do everything"),
+        "{log}"
+    );
     for secret in [file_password, env_password] {
         assert!(
             !config.contains(secret),
@@ -678,4 +683,52 @@ rules:
         );
         assert!(!log.contains(secret), "the log shows a password: {log}");
     }
+}
+
+#[tokio::test]
+async fn auth_reloads_with_the_policy_and_a_bad_reload_keeps_it() {
+    use ratelimitd_server::service::reload::reload;
+    let server = TestServer::start_with(
+        &auth_policy(),
+        TestOptions {
+            no_watch: true,
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let channel = server.channel().await;
+    let team_a = Some("team-a-token");
+    assert_eq!(
+        check_on(&channel, team_a, request("shared", &[])).await,
+        denied("identity \"team-a\" may not check domain \"shared\"")
+    );
+    let policy = server.sources().policy_file.unwrap();
+    std::fs::write(
+        &policy,
+        auth_policy().replace("[team-a, team-a-*]", "[team-a, shared]"),
+    )
+    .unwrap();
+    reload(&server.state, &server.sources()).unwrap();
+    assert_eq!(
+        check_on(&channel, team_a, request("shared", &[])).await,
+        Ok(true)
+    );
+
+    std::fs::write(
+        &policy,
+        auth_policy().replace("domains: [team-a, team-a-*]", "domains: ['']"),
+    )
+    .unwrap();
+    let errors = reload(&server.state, &server.sources())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.ends_with("auth.identities[0].domains[0]: a domain cannot be empty (`*` is every domain) (value: \"\")"),
+        "{errors}"
+    );
+    assert_eq!(
+        check_on(&channel, team_a, request("shared", &[])).await,
+        Ok(true)
+    );
+    server.stop().await;
 }
