@@ -17,4 +17,5 @@ mod operations;
 mod redis_e2e;
 mod resilience_e2e;
 mod robustness;
+mod security;
 mod telemetry;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import {
   type ChannelCredentials,
   type ChannelOptions,
@@ -38,8 +39,16 @@ export interface RatelimitdClientOptions {
   readonly domain: string;
   /** Deadline of each call, in ms. Default 50. */
   readonly timeoutMs?: number;
-  /** Default: plaintext (`credentials.createInsecure()`). */
+  /**
+   * Default: plaintext (`credentials.createInsecure()`); `tlsCredentials()`
+   * reads TLS (and mutual TLS) credentials from PEM files.
+   */
   readonly credentials?: ChannelCredentials;
+  /**
+   * A bearer token sent with every call (`authorization: Bearer …`), naming
+   * one of the service's `auth:` identities.
+   */
+  readonly token?: string;
   /** grpc-js channel options (keepalive, service config ...). */
   readonly channelOptions?: ChannelOptions;
   /** Default `open`. */
@@ -49,6 +58,25 @@ export interface RatelimitdClientOptions {
   readonly breaker?: BreakerOptions;
   /** Repeat denials locally until their retry-after. Default false. */
   readonly denialCache?: boolean;
+}
+
+/** PEM files for `tlsCredentials`. */
+export interface TlsFiles {
+  /** The CA to trust; default: the system's roots. */
+  readonly caFile?: string;
+  /** A client certificate for mutual TLS (with `keyFile`). */
+  readonly certFile?: string;
+  /** The client certificate's private key. */
+  readonly keyFile?: string;
+}
+
+/** TLS (mutual TLS with a certificate and key) credentials from PEM files. */
+export function tlsCredentials(files: TlsFiles = {}): ChannelCredentials {
+  if ((files.certFile === undefined) !== (files.keyFile === undefined)) {
+    throw new Error("certFile and keyFile go together");
+  }
+  const read = (path: string | undefined): Buffer | null => (path === undefined ? null : readFileSync(path));
+  return grpcCredentials.createSsl(read(files.caFile), read(files.keyFile), read(files.certFile));
 }
 
 /** What a request is, as the policy sees it. Every field is optional. */
@@ -88,6 +116,7 @@ export class RatelimitdClient {
   readonly #breaker: CircuitBreaker;
   readonly #local: LocalLimiter;
   readonly #denials: DenialCache | undefined;
+  readonly #metadata: Metadata;
 
   constructor(options: RatelimitdClientOptions) {
     this.domain = options.domain;
@@ -101,6 +130,8 @@ export class RatelimitdClient {
     this.#breaker = new CircuitBreaker(options.breaker);
     this.#local = new LocalLimiter(options.localReplicas ?? 1);
     this.#denials = options.denialCache === true ? new DenialCache() : undefined;
+    this.#metadata = new Metadata();
+    if (options.token !== undefined) this.#metadata.set("authorization", `Bearer ${options.token}`);
   }
 
   /** The circuit breaker's state now. */
@@ -113,7 +144,8 @@ export class RatelimitdClient {
    * cache or an open breaker answers). Resolves with the on-error policy's
    * decision when the service fails; rejects with a
    * `RatelimitdRequestError` when the service refuses the request
-   * (INVALID_ARGUMENT, FAILED_PRECONDITION).
+   * (INVALID_ARGUMENT, FAILED_PRECONDITION) or its caller (UNAUTHENTICATED,
+   * PERMISSION_DENIED).
    */
   async check(request: CheckRequest = {}, options: CheckOptions = {}): Promise<Decision> {
     const message = this.#message(request, options);
@@ -169,7 +201,7 @@ export class RatelimitdClient {
 
   #call(message: CheckLimitRequest): Promise<CheckLimitResponse> {
     return new Promise((resolve, reject) => {
-      this.#rpc.checkLimit(message, new Metadata(), { deadline: Date.now() + this.#timeoutMs }, (error, response) => {
+      this.#rpc.checkLimit(message, this.#metadata.clone(), { deadline: Date.now() + this.#timeoutMs }, (error, response) => {
         if (error === null) resolve(response);
         else reject(error);
       });

@@ -15,6 +15,8 @@ export class RatelimitdError extends Error {
 /**
  * The service refused the request itself (INVALID_ARGUMENT: the message names
  * the field; FAILED_PRECONDITION: the domain does not accept declared
+ * limits; UNAUTHENTICATED: the token or certificate matches no identity;
+ * PERMISSION_DENIED: the identity may not check the domain or declare
  * limits). A bug in the caller or the policy: `check()` throws it, the
  * on-error policy never hides it.
  */
@@ -41,7 +43,12 @@ export class RatelimitdUnavailableError extends RatelimitdError {
  * Only these are answers about the request; every other status means the
  * service failed to decide (the same split in every ratelimitd client).
  */
-const REQUEST_CODES: ReadonlySet<status> = new Set([status.INVALID_ARGUMENT, status.FAILED_PRECONDITION]);
+const REQUEST_CODES: ReadonlySet<status> = new Set([
+  status.INVALID_ARGUMENT,
+  status.FAILED_PRECONDITION,
+  status.UNAUTHENTICATED,
+  status.PERMISSION_DENIED,
+]);
 
 /** Classifies a failed gRPC call. */
 export function fromServiceError(error: ServiceError): RatelimitdError {

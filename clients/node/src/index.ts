@@ -10,6 +10,8 @@ export {
   type OnError,
   RatelimitdClient,
   type RatelimitdClientOptions,
+  type TlsFiles,
+  tlsCredentials,
 } from "./client.js";
 export { closedDecision, type Decision, type DecisionCode, type DecisionSource, openDecision } from "./decision.js";
 export { RatelimitdError, RatelimitdRequestError, RatelimitdUnavailableError } from "./errors.js";

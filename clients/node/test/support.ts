@@ -35,13 +35,13 @@ export class Service {
     this.httpAddr = httpAddr;
   }
 
-  /** `ratelimitd serve` on free loopback ports with `policy`, once it listens. */
-  static async start(policy: string = POLICY): Promise<Service> {
+  /** `ratelimitd serve` on free loopback ports with `policy` (and `args`), once it listens. */
+  static async start(policy: string = POLICY, args: readonly string[] = []): Promise<Service> {
     const file = join(mkdtempSync(join(tmpdir(), "ratelimitd-node-")), "policy.yaml");
     writeFileSync(file, policy);
     const child = spawn(
       BINARY,
-      ["serve", "--config", file, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"],
+      ["serve", "--config", file, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json", ...args],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
     const seen: string[] = [];

@@ -45,12 +45,12 @@ def _state(task: Path) -> str:
 class Server:
     """One ``ratelimitd serve`` process: start, addresses, metrics, pause/kill, stop."""
 
-    def __init__(self, directory: Path, policy: str = POLICY) -> None:
+    def __init__(self, directory: Path, policy: str = POLICY, args: tuple[str, ...] = ()) -> None:
         config = directory / "policy.yaml"
         config.write_text(policy)
         self.process = subprocess.Popen(
             [str(BINARY), "serve", "--config", str(config), "--grpc-addr", "127.0.0.1:0",
-             "--http-addr", "127.0.0.1:0", "--log-format", "json"],
+             "--http-addr", "127.0.0.1:0", "--log-format", "json", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -11,7 +11,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// A decision of yours for a failed call: the error and the request.
 pub type OnErrorFn = dyn Fn(&Error, &CheckLimitRequest) -> Decision + Send + Sync;
@@ -68,6 +69,8 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     rpc: RateLimiterClient<Channel>,
+    /// `Bearer <token>`, sent with every call when a token is set.
+    authorization: Option<Authorization>,
     domain: String,
     timeout: Duration,
     on_error: OnError,
@@ -81,12 +84,24 @@ struct Inner {
 #[must_use]
 pub struct ClientBuilder {
     target: Target,
+    tls: Option<ClientTlsConfig>,
+    authorization: Option<Authorization>,
     domain: String,
     timeout: Duration,
     on_error: OnError,
     local_replicas: u64,
     breaker: BreakerConfig,
     denial_cache: bool,
+}
+
+/// `Bearer <token>`; its `Debug` hides the token.
+#[derive(Clone)]
+struct Authorization(MetadataValue<Ascii>);
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer ***")
+    }
 }
 
 #[derive(Debug)]
@@ -157,6 +172,10 @@ impl Client {
         // connecting, which `grpc-timeout` does not cover.
         let mut call = tonic::Request::new(request.clone());
         call.set_timeout(inner.timeout);
+        if let Some(authorization) = &inner.authorization {
+            call.metadata_mut()
+                .insert("authorization", authorization.0.clone());
+        }
         let answer = tokio::time::timeout(inner.timeout, inner.rpc.clone().check_limit(call)).await;
         let error = match answer {
             Ok(Ok(response)) => {
@@ -199,6 +218,8 @@ impl ClientBuilder {
     fn new(target: Target) -> Self {
         Self {
             target,
+            tls: None,
+            authorization: None,
             domain: String::new(),
             timeout: Duration::from_millis(50),
             on_error: OnError::Open,
@@ -266,7 +287,7 @@ impl ClientBuilder {
     /// service is down). Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Client, Error> {
         let channel = match &self.target {
-            Target::Uri(uri) => endpoint(uri)?.connect_lazy(),
+            Target::Uri(uri) => self.endpoint(uri)?.connect_lazy(),
             Target::Channel(channel) => channel.clone(),
         };
         Ok(self.with(channel))
@@ -275,7 +296,8 @@ impl ClientBuilder {
     /// The client, connected now: fails when the service cannot be reached.
     pub async fn connect(self) -> Result<Client, Error> {
         let channel = match &self.target {
-            Target::Uri(uri) => endpoint(uri)?
+            Target::Uri(uri) => self
+                .endpoint(uri)?
                 .connect()
                 .await
                 .map_err(|error| Error::Connect(Arc::new(error)))?,
@@ -284,10 +306,47 @@ impl ClientBuilder {
         Ok(self.with(channel))
     }
 
+    /// TLS to the service (mutual TLS with `ClientTlsConfig::identity`);
+    /// a `host:port` address then means `https://host:port`. Ignored with
+    /// [`Client::with_channel`] (configure that channel's endpoint).
+    pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// A bearer token sent with every call (`authorization: Bearer …`),
+    /// naming one of the service's `auth:` identities. Fails when it is not
+    /// printable ASCII.
+    pub fn bearer_token(mut self, token: &str) -> Result<Self, Error> {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Error::InvalidToken)?;
+        self.authorization = Some(Authorization(value));
+        Ok(self)
+    }
+
+    fn endpoint(&self, uri: &str) -> Result<Endpoint, Error> {
+        let uri = if uri.contains("://") {
+            uri.to_string()
+        } else if self.tls.is_some() {
+            format!("https://{uri}")
+        } else {
+            format!("http://{uri}")
+        };
+        let endpoint = Endpoint::from_shared(uri.clone()).map_err(|_| Error::InvalidUri(uri))?;
+        match &self.tls {
+            None => Ok(endpoint),
+            Some(tls) => endpoint
+                .tls_config(tls.clone())
+                .map_err(|error| Error::Connect(Arc::new(error))),
+        }
+    }
+
     fn with(self, channel: Channel) -> Client {
         Client {
             inner: Arc::new(Inner {
                 rpc: RateLimiterClient::new(channel),
+                authorization: self.authorization,
                 domain: self.domain,
                 timeout: self.timeout,
                 on_error: self.on_error,
@@ -311,15 +370,6 @@ fn timed_out(status: &tonic::Status) -> bool {
         cause = error.source();
     }
     false
-}
-
-fn endpoint(uri: &str) -> Result<Endpoint, Error> {
-    let uri = if uri.contains("://") {
-        uri.to_string()
-    } else {
-        format!("http://{uri}")
-    };
-    Endpoint::from_shared(uri.clone()).map_err(|_| Error::InvalidUri(uri))
 }
 
 /// The state behind a lock stays consistent whatever panicked while it was

@@ -18,9 +18,15 @@ pub enum Error {
     /// them.
     #[error("ratelimitd refused the request: {0}")]
     FailedPrecondition(String),
+    /// UNAUTHENTICATED or PERMISSION_DENIED: the service does not know the
+    /// caller (no or an unknown bearer token or client certificate), or its
+    /// identity may not check the domain or declare limits. The message
+    /// says which.
+    #[error("ratelimitd refused the caller: {0}")]
+    Unauthorized(String),
     /// The service could not decide: UNAVAILABLE (also how connection
-    /// errors arrive), DEADLINE_EXCEEDED, or any other status but the two
-    /// above.
+    /// errors arrive), DEADLINE_EXCEEDED, or any other status but the
+    /// three above.
     #[error("ratelimitd could not decide: {}: {}", .0.code(), .0.message())]
     Unavailable(Status),
     /// No answer within the client's deadline.
@@ -29,6 +35,9 @@ pub enum Error {
     /// Not called: the client's circuit breaker is open.
     #[error("ratelimitd was not called: the client's circuit breaker is open")]
     BreakerOpen,
+    /// The bearer token given to the builder is not printable ASCII.
+    #[error("the bearer token is not printable ASCII")]
+    InvalidToken,
     /// The address given to the builder is not a URI.
     #[error("invalid ratelimitd address {0:?}")]
     InvalidUri(String),
@@ -50,13 +59,17 @@ impl Error {
 }
 
 impl From<Status> for Error {
-    /// Only INVALID_ARGUMENT and FAILED_PRECONDITION are answers about the
-    /// request; every other status means the service failed to decide (the
-    /// same split in every ratelimitd client).
+    /// INVALID_ARGUMENT, FAILED_PRECONDITION, UNAUTHENTICATED and
+    /// PERMISSION_DENIED are answers about the request or its caller; every
+    /// other status means the service failed to decide (the same split in
+    /// every ratelimitd client).
     fn from(status: Status) -> Self {
         match status.code() {
             Code::InvalidArgument => Self::InvalidArgument(status.message().to_string()),
             Code::FailedPrecondition => Self::FailedPrecondition(status.message().to_string()),
+            Code::Unauthenticated | Code::PermissionDenied => {
+                Self::Unauthorized(status.message().to_string())
+            }
             _ => Self::Unavailable(status),
         }
     }

@@ -53,5 +53,7 @@ pub use error::Error;
 pub use limit::Limit;
 pub use ratelimitd_proto::v1::limit_status::{Algorithm, Failure};
 pub use ratelimitd_proto::v1::{CheckLimitRequest, DeclaredLimit, DescriptorEntry, LimitStatus};
+/// TLS settings for [`ClientBuilder::tls`] (tonic's, with rustls and ring).
+pub use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 #[cfg(feature = "tower")]
 pub use tower::{RateLimit, RateLimitLayer};

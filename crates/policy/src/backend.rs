@@ -5,6 +5,7 @@
 //! options and connects; nothing here knows how.
 
 use crate::document::choose;
+use crate::secret::Secret;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -125,8 +126,9 @@ pub struct RedisSpec {
     /// The ACL user to authenticate as (with `password`); absent: Redis's
     /// `default` user.
     pub username: Option<String>,
-    /// The `AUTH` password; the `/config` view shows `***` instead.
-    pub password: Option<String>,
+    /// The `AUTH` password (inline, or read from a file or the
+    /// environment); the `/config` view shows `***` instead.
+    pub password: Option<Secret>,
     /// Connections kept open (commands are pipelined on them).
     pub pool_size: usize,
     /// Longest wait for one command before it counts as a failure.

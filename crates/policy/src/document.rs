@@ -27,6 +27,68 @@ pub struct Document {
     pub envoy: EnvoyDoc,
     /// Limits callers declare with their requests, gated and overridden.
     pub declared: DeclaredDoc,
+    /// Who may call, and what each caller may do. Absent: every caller is
+    /// anonymous and may do everything.
+    pub auth: Option<AuthDoc>,
+}
+
+/// `auth:`: the callers the service knows (by bearer token or client
+/// certificate) and what each may do; callers it does not know get
+/// `anonymous`'s permissions, or are refused when it is absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthDoc {
+    /// The known callers.
+    pub identities: Vec<IdentityDoc>,
+    /// What unknown callers may do; absent: they are refused.
+    pub anonymous: Option<PermissionsDoc>,
+    /// Count calls per identity in the metrics (`identity` label).
+    pub metrics_by_identity: bool,
+}
+
+/// One known caller and its permissions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityDoc {
+    /// Unique name (not `anonymous`).
+    pub name: String,
+    /// Its bearer tokens, as SHA-256 hashes.
+    pub tokens: Vec<TokenDoc>,
+    /// Names its client certificate may carry: a SAN DNS name or URI (a
+    /// SPIFFE ID), or the subject's common name.
+    pub certificate_names: Vec<String>,
+    /// Domains it may check: exact or globs with `*`.
+    pub domains: Vec<String>,
+    /// May declare limits (CheckLimit's `limits`).
+    pub declare_limits: bool,
+    /// May call the Admin service and read `/config`.
+    pub operator: bool,
+}
+
+/// `auth.anonymous:`: what a caller no identity matches may do.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionsDoc {
+    /// Domains it may check: exact or globs with `*`.
+    pub domains: Vec<String>,
+    /// May declare limits.
+    pub declare_limits: bool,
+    /// May call the Admin service and read `/config`.
+    pub operator: bool,
+}
+
+/// One bearer token of an identity, as the SHA-256 of the token in hex
+/// (`printf %s "$TOKEN" | sha256sum`): written here, or read from a file
+/// or an environment variable (one hash per line, for rotation).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenDoc {
+    /// The hash itself.
+    pub sha256: Option<String>,
+    /// A file holding the hash(es).
+    pub sha256_file: Option<String>,
+    /// An environment variable holding the hash(es).
+    pub sha256_env: Option<String>,
 }
 
 /// `declared:`: the limits callers declare with their requests (a view's
@@ -320,6 +382,12 @@ pub struct BackendDoc {
     pub username: Option<String>,
     /// Redis password.
     pub password: Option<String>,
+    /// A file holding the Redis password (a mounted secret), instead of
+    /// `password`.
+    pub password_file: Option<String>,
+    /// An environment variable holding the Redis password, instead of
+    /// `password`.
+    pub password_env: Option<String>,
     /// Connections (commands are pipelined on them); default 4.
     pub pool_size: Option<usize>,
     /// Longest wait for one command; default `20ms`.

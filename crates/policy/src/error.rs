@@ -121,7 +121,9 @@ impl Errors {
 /// (settings, store, backends, skip, rules, envoy; entries by index),
 /// keeping the order of errors at one place.
 pub fn sort_in_document_order(errors: &mut [ConfigError]) {
-    const SECTIONS: [&str; 6] = ["settings", "store", "backends", "skip", "rules", "envoy"];
+    const SECTIONS: [&str; 8] = [
+        "settings", "store", "backends", "skip", "rules", "envoy", "declared", "auth",
+    ];
     errors.sort_by_key(|error| {
         let section = error.path.split(['.', '[']).next().unwrap_or_default();
         let rank = SECTIONS

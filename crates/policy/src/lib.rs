@@ -10,6 +10,7 @@
 //!    counter keys; [`Policy::declare`] does the same for the limits the
 //!    request declares, within the policy's gate.
 
+mod auth;
 mod backend;
 mod compile;
 mod condition;
@@ -24,8 +25,10 @@ mod pattern;
 mod policy;
 mod rate;
 mod request;
+mod secret;
 mod settings;
 
+pub use auth::{AuthSettings, Identity, Permissions};
 pub use backend::{
     BackendKind, BackendSpec, BreakerSpec, DenyCacheSpec, FailurePolicy, RedisSpec,
     RedisTopologySpec, StoreSettings, TlsSpec,
@@ -48,6 +51,7 @@ pub use pattern::{wildcard_match, Pattern, Specificity};
 pub use policy::{Plan, PlannedCheck, Policy, Rule};
 pub use rate::{parse_duration, parse_rate, Rate};
 pub use request::{Attributes, RequestAttributes};
+pub use secret::{Secret, SecretKind, SecretSource};
 pub use settings::{EnvoySettings, RequestCaps, ResponseHeaderNames, Settings};
 
 /// Parses and compiles a configuration in one step, reporting every error.

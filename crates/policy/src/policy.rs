@@ -1,13 +1,16 @@
 //! The compiled policy and the planner: which limits, under which counter
 //! keys, apply to a request.
 
-use crate::backend::{BackendSpec, FailurePolicy, StoreSettings};
+use crate::auth::AuthSettings;
+use crate::backend::{BackendKind, BackendSpec, FailurePolicy, StoreSettings};
 use crate::condition::Condition;
 use crate::declared::DeclaredSettings;
+use crate::error::ConfigError;
 use crate::key::{counter_key, KeyPart};
 use crate::limit::{LimitId, LimitSpec};
 use crate::pattern::Specificity;
 use crate::request::Attributes;
+use crate::secret::SecretSource;
 use crate::settings::{EnvoySettings, Settings};
 use std::collections::HashMap;
 
@@ -31,6 +34,8 @@ pub struct Policy {
     pub envoy: EnvoySettings,
     /// Which limits callers may declare, and the operator's overrides.
     pub declared: DeclaredSettings,
+    /// Who may call, and what each caller may do.
+    pub auth: AuthSettings,
 }
 
 /// A compiled rule.
@@ -104,6 +109,46 @@ pub struct PlannedCheck<'p> {
 }
 
 impl Policy {
+    /// Reads every secret kept in a file or an environment variable (Redis
+    /// passwords, token hashes) through `read`, which the loader provides
+    /// (the policy does no I/O). Each one unread or invalid is an error
+    /// naming `file`, the key that declared it and the file or variable
+    /// (never the value).
+    pub fn resolve_secrets(
+        &mut self,
+        file: &str,
+        read: &dyn Fn(&SecretSource) -> Result<String, String>,
+    ) -> Vec<ConfigError> {
+        let passwords = self
+            .backends
+            .iter_mut()
+            .filter_map(|backend| match &mut backend.kind {
+                BackendKind::Redis(spec) => spec.password.as_mut(),
+                _ => None,
+            });
+        let tokens = self
+            .auth
+            .identities
+            .iter_mut()
+            .flat_map(|identity| identity.tokens.iter_mut());
+        passwords
+            .chain(tokens)
+            .filter_map(|secret| {
+                let (SecretSource::File(name) | SecretSource::Env(name)) = secret.source.clone()
+                else {
+                    return None;
+                };
+                let result = read(&secret.source).and_then(|value| secret.set(value));
+                result.err().map(|message| ConfigError {
+                    file: file.to_string(),
+                    path: secret.path.clone(),
+                    value: Some(name),
+                    message,
+                })
+            })
+            .collect()
+    }
+
     /// Every limit, indexed by [`LimitSpec::id`].
     pub fn limits(&self) -> &[LimitSpec] {
         &self.limits

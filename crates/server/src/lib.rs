@@ -24,9 +24,11 @@
 //! `inspect`, `health`, `bench`).
 
 pub mod api;
+pub mod auth;
 pub mod backends;
 pub mod config;
 pub mod decide;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod tls;

@@ -120,6 +120,82 @@ impl TlsFiles {
             _dir: dir,
         }
     }
+
+    fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Signs `name.crt` (and `name.key`) with the CA, for the subject
+    /// `CN=common_name` and the extensions `ext` (OpenSSL's syntax, e.g.
+    /// `subjectAltName=URI:spiffe://x\nextendedKeyUsage=clientAuth`), and
+    /// returns the certificate's and key's paths.
+    pub fn issue(&self, name: &str, common_name: &str, ext: &str) -> (PathBuf, PathBuf) {
+        let dir = self.dir();
+        let (key, csr, crt, ext_file) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(
+            dir.join(&ext_file),
+            format!("basicConstraints=CA:FALSE\n{ext}\n"),
+        )
+        .expect("write the extensions file");
+        let subject = format!("/CN={common_name}");
+        openssl(
+            dir,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                &subject,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext_file,
+            ],
+        );
+        (dir.join(crt), dir.join(key))
+    }
+
+    /// A client certificate named `common_name` with the SAN `san` (e.g.
+    /// `DNS:team-b.internal` or `URI:spiffe://cluster.local/ns/a/sa/b`).
+    pub fn issue_client(&self, name: &str, common_name: &str, san: &str) -> (PathBuf, PathBuf) {
+        self.issue(
+            name,
+            common_name,
+            &format!("subjectAltName={san}\nextendedKeyUsage=clientAuth"),
+        )
+    }
+
+    /// Replaces the server's certificate and key with a newly issued pair
+    /// (as cert-manager rotates them: each file renamed into place), and
+    /// returns the new certificate's PEM.
+    pub fn rotate_server(&self) -> String {
+        let (cert, key) = self.issue(
+            "rotated",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth",
+        );
+        std::fs::rename(&key, &self.server_key).expect("replace the server key");
+        std::fs::rename(&cert, &self.server_cert).expect("replace the server certificate");
+        std::fs::read_to_string(&self.server_cert).expect("read the new certificate")
+    }
 }
 
 /// A Redis listening on a plain port (for [`RedisServer::cli`] and

@@ -44,6 +44,8 @@ pub struct TestOptions<'a> {
     pub envoy_dir: Option<&'a Path>,
     /// Reload on file changes (tests that reload by hand turn it off).
     pub no_watch: bool,
+    /// TLS on both ports.
+    pub tls: Option<ratelimitd_server::tls::TlsFiles>,
 }
 
 impl TestServer {
@@ -90,6 +92,7 @@ impl TestServer {
                 clock: clock.clone() as Arc<dyn Clock>,
                 meter: None,
                 events: DenialEvents::default(),
+                tls: options.tls,
             },
         )
         .await
@@ -308,16 +311,36 @@ impl HttpResponse {
 /// One HTTP/1.1 request to `addr` (connection closed after it), the whole
 /// response.
 pub async fn http_response(addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    http_exchange(stream, &http_request(addr, method, path, "", body)).await
+}
+
+/// The text of one HTTP/1.1 request (connection closed after it), with
+/// `headers` (each line ending in `\r\n`) added.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}connection: close\r\n\r\n{body}",
         body.len()
-    );
+    )
+}
+
+/// Sends `request` on `stream` (plain or TLS) and reads the whole response.
+pub async fn http_exchange<S>(mut stream: S, request: &str) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    parse_response(&response)
+    let mut response = Vec::new();
+    // A TLS peer may close without close_notify after the response.
+    let _ = stream.read_to_end(&mut response).await;
+    parse_response(&String::from_utf8_lossy(&response))
 }
 
 /// A whole HTTP/1 response's status code and body.
@@ -326,7 +349,7 @@ pub fn status_and_body(response: &str) -> (u16, String) {
     (response.status, response.body)
 }
 
-fn parse_response(response: &str) -> HttpResponse {
+pub fn parse_response(response: &str) -> HttpResponse {
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let mut lines = head.lines();
     let status = lines

@@ -7,9 +7,10 @@ frameworks. Importing this package opens no connection.
 """
 
 from ratelimitd.breaker import BreakerOptions, BreakerState
-from ratelimitd.client import AsyncClient, Client
+from ratelimitd.client import AsyncClient, Client, tls_credentials
 from ratelimitd.decision import Decision, LimitStatus
 from ratelimitd.errors import (
+    AuthError,
     CircuitOpenError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -26,6 +27,7 @@ __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "AsyncClient",
+    "AuthError",
     "BreakerOptions",
     "BreakerState",
     "CircuitOpenError",
@@ -40,4 +42,5 @@ __all__ = [
     "RequestError",
     "ServiceError",
     "parse_rate",
+    "tls_credentials",
 ]

@@ -65,12 +65,28 @@ class Options:
     credentials: grpc.ChannelCredentials | None = None
     channel_options: tuple[tuple[str, object], ...] = ()
     metadata: tuple[tuple[str, str], ...] = ()
+    token: str | None = None
     on_error: OnError = "open"
     local_replicas: int = 1
     trusted_proxies: tuple[str, ...] = ()
     breaker: BreakerOptions | None = DEFAULT_BREAKER
     deny_cache: bool = False
     clock: Callable[[], float] = time.monotonic
+
+    @property
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """What every call sends: ``metadata``, and the bearer token when one is given."""
+        if self.token is None:
+            return self.metadata
+        return (*self.metadata, ("authorization", f"Bearer {self.token}"))
+
+    def __repr__(self) -> str:
+        # Never print the token (dataclass reprs show every field).
+        fields = ", ".join(
+            f"{name}={'***' if name == 'token' and value is not None else repr(value)}"
+            for name, value in self.__dict__.items()
+        )
+        return f"Options({fields})"
 
     def __post_init__(self) -> None:
         if not self.domain:

@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -45,6 +46,30 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def tls_credentials(
+    ca_file: str | os.PathLike[str] | None = None,
+    cert_file: str | os.PathLike[str] | None = None,
+    key_file: str | os.PathLike[str] | None = None,
+) -> grpc.ChannelCredentials:
+    """TLS credentials from PEM files, for ``credentials``.
+
+    ``ca_file``: the CA to trust (``None``: the system's roots); ``cert_file``
+    and ``key_file``: a client certificate and key for mutual TLS (both or
+    neither).
+    """
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("cert_file and key_file go together")
+
+    def read(path: str | os.PathLike[str] | None) -> bytes | None:
+        return None if path is None else Path(path).read_bytes()
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(ca_file),
+        private_key=read(key_file),
+        certificate_chain=read(cert_file),
+    )
+
+
 class _BaseClient:
     """Options, the shared decision logic, and per-process state."""
 
@@ -57,6 +82,7 @@ class _BaseClient:
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
         metadata: Sequence[tuple[str, str]] = (),
+        token: str | None = None,
         on_error: OnError = "open",
         local_replicas: int = 1,
         trusted_proxies: Iterable[str] = (),
@@ -74,6 +100,7 @@ class _BaseClient:
                     credentials=credentials,
                     channel_options=tuple(channel_options),
                     metadata=tuple(metadata),
+                    token=token,
                     on_error=on_error,
                     local_replicas=local_replicas,
                     trusted_proxies=tuple(trusted_proxies),
@@ -137,7 +164,7 @@ class Client(_BaseClient):
     """A blocking client on grpcio.
 
     ``Client(target, domain, *, timeout=0.05, credentials=None,
-    channel_options=(), metadata=(), on_error='open', local_replicas=1,
+    channel_options=(), metadata=(), token=None, on_error='open', local_replicas=1,
     trusted_proxies=(), breaker=BreakerOptions(), deny_cache=False,
     clock=time.monotonic)``:
 
@@ -146,11 +173,14 @@ class Client(_BaseClient):
     - ``timeout``: the deadline of each call, in seconds.
     - ``credentials``: ``grpc.ssl_channel_credentials(...)`` for TLS (mutual
       TLS with a certificate chain and key); ``None`` is plaintext.
+      :func:`tls_credentials` reads them from PEM files.
       ``channel_options``: grpc channel arguments; ``metadata``: sent with
-      every call.
+      every call; ``token``: a bearer token sent as ``authorization: Bearer
+      …`` (the service's ``auth:`` identities).
     - ``on_error``: what decides when the service cannot (unreachable,
-      deadline exceeded, any status but INVALID_ARGUMENT and
-      FAILED_PRECONDITION, which raise): ``'open'`` allows, ``'closed'``
+      deadline exceeded, any status but INVALID_ARGUMENT,
+      FAILED_PRECONDITION, UNAUTHENTICATED and PERMISSION_DENIED, which
+      raise): ``'open'`` allows, ``'closed'``
       refuses with ``code='UNAVAILABLE'``, ``'local'`` counts the declared
       limits in process (see :mod:`ratelimitd.local`), or a callable
       ``(error, request) -> Decision``. ``local_replicas`` divides the local
@@ -187,7 +217,7 @@ class Client(_BaseClient):
         limiter, _ = self._stubs()
         try:
             response = limiter.CheckLimit(
-                request, timeout=self.options.timeout, metadata=self.options.metadata
+                request, timeout=self.options.timeout, metadata=self.options.call_metadata
             )
         except grpc.RpcError as error:
             return self._core.failed(request, error)
@@ -203,7 +233,7 @@ class Client(_BaseClient):
             response = admin.Inspect(
                 pb.InspectRequest(request=request, rule=rule),
                 timeout=self.options.timeout,
-                metadata=self.options.metadata,
+                metadata=self.options.call_metadata,
             )
         except grpc.RpcError as error:
             raise classify(error) from error
@@ -216,7 +246,7 @@ class Client(_BaseClient):
             response: pb.BackendsResponse = admin.Backends(
                 pb.BackendsRequest(),
                 timeout=timeout or self.options.timeout,
-                metadata=self.options.metadata,
+                metadata=self.options.call_metadata,
             )
         except grpc.RpcError as error:
             raise classify(error) from error
@@ -282,7 +312,7 @@ class AsyncClient(_BaseClient):
         _, limiter, _ = self._loop_channel()
         try:
             response = await limiter.CheckLimit(
-                request, timeout=self.options.timeout, metadata=self.options.metadata
+                request, timeout=self.options.timeout, metadata=self.options.call_metadata
             )
         except grpc.RpcError as error:
             return self._core.failed(request, error)
@@ -295,7 +325,7 @@ class AsyncClient(_BaseClient):
             response = await admin.Inspect(
                 pb.InspectRequest(request=request, rule=rule),
                 timeout=self.options.timeout,
-                metadata=self.options.metadata,
+                metadata=self.options.call_metadata,
             )
         except grpc.RpcError as error:
             raise classify(error) from error

@@ -39,6 +39,14 @@ class FailedPreconditionError(RequestError):
     """FAILED_PRECONDITION: limits declared in a domain that does not accept them."""
 
 
+class AuthError(RequestError):
+    """UNAUTHENTICATED or PERMISSION_DENIED: the service does not know the caller, or refuses it.
+
+    The token or certificate matches no identity, or the identity may not check
+    this domain, declare limits or call the Admin service.
+    """
+
+
 class ServiceError(RatelimitdError):
     """The service could not decide: unreachable, past the deadline, or another status.
 
@@ -65,5 +73,7 @@ def classify(error: grpc.RpcError) -> RatelimitdError:
         return InvalidArgumentError(code, details)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPreconditionError(code, details)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return AuthError(code, details)
     name = code.name if code is not None else "UNKNOWN"
     return ServiceError(f"ratelimitd failed: {name}: {details}", code)

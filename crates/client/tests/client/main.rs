@@ -6,4 +6,5 @@
 mod check;
 mod failure;
 mod layer;
+mod security;
 mod support;

@@ -49,14 +49,20 @@ pub struct Service {
 
 impl Service {
     pub fn start() -> Self {
+        Self::start_with(POLICY, &[])
+    }
+
+    /// The service with `policy` and the extra `serve` arguments `args`.
+    pub fn start_with(policy_text: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let policy = dir.path().join("policy.yaml");
-        std::fs::write(&policy, POLICY).expect("write the policy");
+        std::fs::write(&policy, policy_text).expect("write the policy");
         let child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&policy)
             .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .args(["--log-format", "json"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

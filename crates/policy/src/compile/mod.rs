@@ -5,8 +5,9 @@
 //! methods are split by domain: `settings.rs` for the service and its
 //! backends, `rules.rs` for the rules and the `envoy:` section, `limits.rs`
 //! for the limits of rules and tiers, `declared.rs` for the `declared:`
-//! section.
+//! section, `auth.rs` for the `auth:` section and secrets.
 
+mod auth;
 mod declared;
 mod limits;
 mod rules;
@@ -79,6 +80,7 @@ pub fn compile_partly(document: &Document, file: &str) -> (Policy, Vec<ConfigErr
     }
     let envoy = compiler.envoy(&document.envoy, &backends);
     let declared = compiler.declared(&document.declared, &backends);
+    let auth = compiler.auth(document.auth.as_ref());
     let Compiler { errors, limits, .. } = compiler;
     let policy = Policy {
         settings,
@@ -91,6 +93,7 @@ pub fn compile_partly(document: &Document, file: &str) -> (Policy, Vec<ConfigErr
         backends,
         envoy,
         declared,
+        auth,
     };
     (policy, errors.into_found())
 }

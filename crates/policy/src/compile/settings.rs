@@ -11,6 +11,7 @@ use crate::document::{BackendDoc, BreakerDoc, DenyCacheDoc, Document, NoMatchDoc
 use crate::error::Errors;
 use crate::key::IpMasks;
 use crate::rate::parse_duration;
+use crate::secret::SecretKind;
 use crate::settings::{RequestCaps, Settings};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -175,6 +176,8 @@ impl Compiler {
             ("cluster", Redis, doc.cluster.is_some()),
             ("username", Redis, doc.username.is_some()),
             ("password", Redis, doc.password.is_some()),
+            ("password_file", Redis, doc.password_file.is_some()),
+            ("password_env", Redis, doc.password_env.is_some()),
             ("pool_size", Redis, doc.pool_size.is_some()),
             ("command_timeout", Redis, doc.command_timeout.is_some()),
             ("connect_timeout", Redis, doc.connect_timeout.is_some()),
@@ -305,7 +308,12 @@ impl Compiler {
         RedisSpec {
             topology,
             username: doc.username.clone(),
-            password: doc.password.clone(),
+            password: self.secret(
+                path,
+                "password",
+                SecretKind::Password,
+                [&doc.password, &doc.password_file, &doc.password_env],
+            ),
             pool_size,
             command_timeout: self.positive_duration(
                 &format!("{path}.command_timeout"),

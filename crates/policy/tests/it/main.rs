@@ -2,6 +2,7 @@
 //! would be a binary of its own, linking the crate again): configuration
 //! errors, envoyproxy/ratelimit files, and how requests are planned.
 
+mod auth;
 mod config_errors;
 mod declared;
 mod envoy_files;

@@ -1,9 +1,12 @@
 //! The running configuration as JSON (`GET /config`), secrets redacted:
-//! Redis passwords never appear, URLs lose their password.
+//! Redis passwords never appear, URLs lose their password, callers' token
+//! hashes are counted, not shown.
 
 use crate::config::redis_options;
 use crate::state::ServiceState;
-use ratelimitd_policy::{Algorithm, BackendKind, DeclaredSettings, LimitSpec};
+use ratelimitd_policy::{
+    Algorithm, AuthSettings, BackendKind, DeclaredSettings, LimitSpec, Permissions,
+};
 use serde_json::{json, Value};
 
 /// What is in force now.
@@ -63,6 +66,24 @@ pub fn running_config(state: &ServiceState) -> Value {
         "limits": policy.limits().iter().map(limit_json).collect::<Vec<_>>(),
         "envoy": envoy,
         "declared": declared_json(&policy.declared, &backend_name),
+        "auth": auth_json(&policy.auth),
+    })
+}
+
+/// The `auth:` section: identities and permissions, with how many tokens
+/// each has but never their hashes.
+fn auth_json(auth: &AuthSettings) -> Value {
+    let permissions = |p: &Permissions| json!({"domains": p.domains, "declare_limits": p.declare_limits, "operator": p.operator});
+    json!({
+        "configured": auth.configured,
+        "identities": auth.identities.iter().map(|identity| json!({
+            "name": identity.name,
+            "tokens": identity.tokens.len(),
+            "certificate_names": identity.certificate_names,
+            "permissions": permissions(&identity.permissions),
+        })).collect::<Vec<_>>(),
+        "anonymous": auth.anonymous.as_ref().map(permissions),
+        "metrics_by_identity": auth.metrics_by_identity,
     })
 }
 

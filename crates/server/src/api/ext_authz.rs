@@ -16,6 +16,7 @@
 //! Over a limit: denied with HTTP 429, `Retry-After` and the rate-limit
 //! headers, and a short body. Failing closed: denied with HTTP 503.
 
+use crate::api::authorize;
 use crate::api::check_limit::{check, Mode};
 use crate::api::client_ip::client_ip;
 use crate::api::layer::budget;
@@ -146,6 +147,13 @@ impl Authorization for ExtAuthzService {
         let budget = budget(&request);
         let loaded = self.state.policy();
         let check_limit = to_check_limit(request.get_ref(), &loaded.policy.settings);
+        let caller = authorize::caller(&request)?;
+        authorize::may_check(
+            &self.state,
+            &caller,
+            &check_limit.domain,
+            !check_limit.limits.is_empty(),
+        )?;
         let span = tracing::info_span!("ext_authz.Check", domain = %check_limit.domain);
         let decision = check(&self.state, &loaded, &check_limit, budget, Mode::Decide)
             .instrument(span)

@@ -10,6 +10,7 @@ use crate::api::health;
 use crate::api::layer::RpcLayer;
 use crate::api::rls::RlsService;
 use crate::state::ServiceState;
+use crate::tls::{handshaken, ReloadingTls};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use ratelimitd_proto::v1::admin_server::AdminServer;
@@ -82,6 +83,7 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 /// where it was started.
 pub async fn serve(
     listeners: GrpcListeners,
+    tls: Option<Arc<ReloadingTls>>,
     state: Arc<ServiceState>,
     stop: impl Future<Output = ()>,
     shutdown: Shutdown,
@@ -92,8 +94,12 @@ pub async fn serve(
     let (close, closed) = tokio::sync::watch::channel(false);
     let mut threads = Vec::with_capacity(listeners.sockets.len());
     for (index, socket) in listeners.sockets.into_iter().enumerate() {
-        let (state, health_service, mut closed) =
-            (state.clone(), health_service.clone(), closed.clone());
+        let (state, health_service, mut closed, tls) = (
+            state.clone(),
+            health_service.clone(),
+            closed.clone(),
+            tls.clone(),
+        );
         let (done, finished) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
         std::thread::Builder::new()
             .name(format!("ratelimitd-grpc-{index}"))
@@ -105,14 +111,21 @@ pub async fn serve(
                     .and_then(|runtime| {
                         runtime.block_on(async move {
                             let listener = TcpListener::from_std(socket)?;
-                            router(&state, health_service)?
-                                .serve_with_incoming_shutdown(
-                                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                                    async move {
-                                        let _ = closed.wait_for(|closed| *closed).await;
-                                    },
-                                )
-                                .await?;
+                            let router = router(&state, health_service)?;
+                            let stop = async move {
+                                let _ = closed.wait_for(|closed| *closed).await;
+                            };
+                            match tls {
+                                None => {
+                                    let incoming =
+                                        TcpIncoming::from(listener).with_nodelay(Some(true));
+                                    router.serve_with_incoming_shutdown(incoming, stop).await?;
+                                }
+                                Some(tls) => {
+                                    let incoming = handshaken(listener, tls);
+                                    router.serve_with_incoming_shutdown(incoming, stop).await?;
+                                }
+                            }
                             Ok(())
                         })
                     });
@@ -176,7 +189,7 @@ fn router(
             )
     };
     Ok(Server::builder()
-        .layer(RpcLayer::new(state.metrics().clone()))
+        .layer(RpcLayer::new(state.clone()))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)

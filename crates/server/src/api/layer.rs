@@ -1,10 +1,15 @@
 //! Per-RPC work done once, as a tower layer in front of every gRPC
-//! service, instead of in each handler: the decision APIs' calls are timed
-//! under their method (errors and cancelled calls included), and the
-//! caller's deadline (`grpc-timeout`) becomes the [`Budget`] backends may
-//! take, put in the request's extensions for the handler.
+//! service, instead of in each handler: the caller is authenticated (its
+//! bearer token or client certificate, `auth::Authenticator`) and put in
+//! the request's extensions, the Admin service refused to non-operators;
+//! the decision APIs' calls are timed under their method (errors and
+//! cancelled calls included), and the caller's deadline (`grpc-timeout`)
+//! becomes the [`Budget`] backends may take, put in the extensions too.
 
-use crate::telemetry::metrics::{GrpcTimer, Metrics};
+use crate::api::authorize::{self, ADMIN_GRPC_PREFIX, OPEN_GRPC_PREFIX};
+use crate::auth::{certificate, Credentials};
+use crate::state::ServiceState;
+use crate::telemetry::metrics::{AuthResult, GrpcTimer};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,13 +31,13 @@ pub fn budget<T>(request: &tonic::Request<T>) -> Option<Duration> {
 /// The layer: [`Rpc`] around a service.
 #[derive(Clone)]
 pub struct RpcLayer {
-    metrics: Arc<Metrics>,
+    state: Arc<ServiceState>,
 }
 
 impl RpcLayer {
-    /// Calls timed into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    /// Calls authenticated by `state`'s policy and timed into its metrics.
+    pub fn new(state: Arc<ServiceState>) -> Self {
+        Self { state }
     }
 }
 
@@ -42,59 +47,126 @@ impl<S> Layer<S> for RpcLayer {
     fn layer(&self, inner: S) -> Rpc<S> {
         Rpc {
             inner,
-            metrics: self.metrics.clone(),
+            state: self.state.clone(),
         }
     }
 }
 
-/// A gRPC service with its calls timed and budgeted.
+/// A gRPC service with its calls authenticated, timed and budgeted.
 #[derive(Clone)]
 pub struct Rpc<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    state: Arc<ServiceState>,
 }
 
-impl<S, B> Service<http::Request<B>> for Rpc<S>
+impl<S> Rpc<S> {
+    /// Authenticates the call's caller and puts it in the extensions; the
+    /// refusal's status when it is unknown, or not an operator where the
+    /// call needs one.
+    fn admit<B>(&self, request: &mut http::Request<B>) -> Result<(), tonic::Status> {
+        let path = request.uri().path();
+        if path.starts_with(OPEN_GRPC_PREFIX) {
+            return Ok(());
+        }
+        let policy = self.state.policy();
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|value| value.to_str().unwrap_or_default());
+        let certificate_names = match authorization {
+            None if policy.auth.reads_certificates() => peer_certificate_names(request),
+            _ => Vec::new(),
+        };
+        let caller = policy
+            .auth
+            .authenticate(&Credentials {
+                authorization,
+                certificate_names: &certificate_names,
+            })
+            .inspect_err(|_| authorize::record_unauthenticated(&self.state))?;
+        authorize::record(&self.state, &caller, AuthResult::Authenticated);
+        if path.starts_with(ADMIN_GRPC_PREFIX) {
+            authorize::must_be_operator(&self.state, &caller, &format!("calling {path}"))?;
+        }
+        request.extensions_mut().insert(caller);
+        Ok(())
+    }
+}
+
+/// The names of the client certificate the connection's TLS handshake
+/// verified (none without TLS or a certificate).
+fn peer_certificate_names<B>(request: &http::Request<B>) -> Vec<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|chain| chain.first().map(|leaf| certificate::names(leaf)))
+        .unwrap_or_default()
+}
+
+impl<S, B, R> Service<http::Request<B>> for Rpc<S>
 where
-    S: Service<http::Request<B>>,
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    R: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Timed<S::Future>;
+    type Future = Timed<S::Future, R>;
 
     fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(context)
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if let Err(status) = self.admit(&mut request) {
+            return Timed {
+                inner: None,
+                refused: Some(status.into_http()),
+                _timer: None,
+            };
+        }
         if let Some(deadline) = caller_deadline(request.headers()) {
             request
                 .extensions_mut()
                 .insert(Budget(answer_budget(deadline)));
         }
-        let timer =
-            timed_method(request.uri().path()).map(|method| self.metrics.grpc_timer(method));
+        let timer = timed_method(request.uri().path())
+            .map(|method| self.state.metrics().grpc_timer(method));
         Timed {
-            inner: self.inner.call(request),
+            inner: Some(self.inner.call(request)),
+            refused: None,
             _timer: timer,
         }
     }
 }
 
 pin_project! {
-    /// A call's response future, timing it until done or dropped.
-    pub struct Timed<F> {
+    /// A call's response future, timing it until done or dropped; or the
+    /// refusal of a call that was not admitted.
+    pub struct Timed<F, R> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
+        refused: Option<http::Response<R>>,
         _timer: Option<GrpcTimer>,
     }
 }
 
-impl<F: Future> Future for Timed<F> {
+impl<F, R, E> Future for Timed<F, R>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(context)
+        let this = self.project();
+        match this.inner.as_pin_mut() {
+            Some(inner) => inner.poll(context),
+            None => Poll::Ready(Ok(this
+                .refused
+                .take()
+                .expect("a refused call is polled once"))),
+        }
     }
 }
 

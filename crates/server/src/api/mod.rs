@@ -10,6 +10,7 @@
 //!   `http` (the HTTP port: health, metrics, `/config`, `/json`).
 
 pub mod admin;
+pub mod authorize;
 pub mod check_limit;
 mod client_ip;
 mod config_view;

@@ -2,8 +2,8 @@
 //! ShouldRateLimit, reporting throughput and latency percentiles
 //! (hdrhistogram).
 
-use super::client::connect;
-use super::BenchArgs;
+use super::client::{connect, Connection};
+use super::{BenchArgs, Target};
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code as RlsCode;
@@ -15,7 +15,6 @@ use ratelimitd_proto::v1::{CheckLimitRequest, DescriptorEntry};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// Which API the load drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,12 +27,12 @@ pub enum BenchApi {
 
 /// One caller's client and reusable request.
 enum Caller {
-    Check(RateLimiterClient<Channel>, Box<CheckLimitRequest>),
-    Rls(RateLimitServiceClient<Channel>, RateLimitRequest),
+    Check(RateLimiterClient<Connection>, Box<CheckLimitRequest>),
+    Rls(RateLimitServiceClient<Connection>, RateLimitRequest),
 }
 
 impl Caller {
-    fn new(api: BenchApi, channel: Channel, plan: &BenchPlan) -> Self {
+    fn new(api: BenchApi, channel: Connection, plan: &BenchPlan) -> Self {
         match api {
             BenchApi::CheckLimit => Self::Check(
                 RateLimiterClient::new(channel),
@@ -82,10 +81,10 @@ impl Caller {
 }
 
 /// What load to send.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BenchPlan {
-    /// Server address.
-    pub addr: String,
+    /// The server, and how to connect to it.
+    pub target: Target,
     /// Concurrent callers.
     pub concurrency: usize,
     /// HTTP/2 connections the callers share.
@@ -136,7 +135,7 @@ fn new_histogram() -> Histogram<u64> {
 pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     let mut channels = Vec::new();
     for _ in 0..plan.connections.max(1) {
-        channels.push(connect(&plan.addr).await?);
+        channels.push(connect(&plan.target).await?);
     }
     let start = Instant::now();
     let measure_from = start + plan.warmup;
@@ -251,7 +250,7 @@ impl BenchReport {
 /// `ratelimitd bench`: runs the load, prints the report.
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = BenchPlan {
-        addr: args.addr,
+        target: args.target,
         concurrency: args.concurrency,
         connections: args.connections,
         duration: args.duration,

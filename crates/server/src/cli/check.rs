@@ -2,7 +2,7 @@
 //! the shell.
 
 use super::client::{connect, refused};
-use super::{CheckArgs, InspectArgs, RequestArgs};
+use super::{CheckArgs, InspectArgs, RequestArgs, Target};
 use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{
@@ -19,21 +19,21 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
-/// Sends one CheckLimit to `addr` (`host:port` or a URL).
-async fn check(addr: &str, request: CheckLimitRequest) -> anyhow::Result<CheckLimitResponse> {
-    let mut client = RateLimiterClient::new(connect(addr).await?);
+/// Sends one CheckLimit to `target`.
+async fn check(target: &Target, request: CheckLimitRequest) -> anyhow::Result<CheckLimitResponse> {
+    let mut client = RateLimiterClient::new(connect(target).await?);
     let response = client.check_limit(request).await;
     Ok(response.map_err(refused)?.into_inner())
 }
 
-/// Asks `addr` for the counters `request` would touch (only `rule`'s, if
+/// Asks `target` for the counters `request` would touch (only `rule`'s, if
 /// given), consuming nothing.
 async fn inspect(
-    addr: &str,
+    target: &Target,
     request: CheckLimitRequest,
     rule: Option<&str>,
 ) -> anyhow::Result<CheckLimitResponse> {
-    let mut client = AdminClient::new(connect(addr).await?);
+    let mut client = AdminClient::new(connect(target).await?);
     let request = InspectRequest {
         request: Some(request),
         rule: rule.unwrap_or_default().to_string(),
@@ -105,14 +105,14 @@ fn to_text(response: &CheckLimitResponse) -> String {
 /// `ratelimitd check`.
 pub async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let request = args.request.to_request(args.cost);
-    let response = check(&args.request.addr, request).await?;
+    let response = check(&args.request.target, request).await?;
     print_decision(&response, args.request.json)
 }
 
 /// `ratelimitd inspect`.
 pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let request = args.request.to_request(None);
-    let response = inspect(&args.request.addr, request, args.rule.as_deref()).await?;
+    let response = inspect(&args.request.target, request, args.rule.as_deref()).await?;
     print_decision(&response, args.request.json)
 }
 

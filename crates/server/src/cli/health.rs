@@ -3,7 +3,7 @@
 //! state, latency and last error.
 
 use super::client::{connect, refused};
-use super::HealthArgs;
+use super::{HealthArgs, Target};
 use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::{BackendsRequest, BackendsResponse};
 use std::process::ExitCode;
@@ -11,9 +11,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-/// The serving status of `service` (`""`: the whole server) at `addr`.
-pub async fn probe(addr: &str, service: &str) -> anyhow::Result<ServingStatus> {
-    let response = HealthClient::new(connect(addr).await?)
+/// The serving status of `service` (`""`: the whole server) at `target`.
+pub async fn probe(target: &Target, service: &str) -> anyhow::Result<ServingStatus> {
+    let response = HealthClient::new(connect(target).await?)
         .check(HealthCheckRequest {
             service: service.to_string(),
         })
@@ -24,8 +24,8 @@ pub async fn probe(addr: &str, service: &str) -> anyhow::Result<ServingStatus> {
 }
 
 /// Every backend's status from the service's Admin API.
-pub async fn backends(addr: &str) -> anyhow::Result<BackendsResponse> {
-    Ok(AdminClient::new(connect(addr).await?)
+pub async fn backends(target: &Target) -> anyhow::Result<BackendsResponse> {
+    Ok(AdminClient::new(connect(target).await?)
         .backends(BackendsRequest {})
         .await
         .map_err(refused)?
@@ -73,9 +73,9 @@ pub fn to_json(status: ServingStatus, response: &BackendsResponse) -> String {
 
 /// `ratelimitd health`: exit 0 only when serving.
 pub async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
-    let status = probe(&args.addr, &args.service).await?;
+    let status = probe(&args.target, &args.service).await?;
     let backends = if args.verbose || args.json {
-        Some(backends(&args.addr).await?)
+        Some(backends(&args.target).await?)
     } else {
         None
     };

@@ -80,9 +80,8 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct HealthArgs {
-    /// The service's gRPC address (`host:port` or a URL).
-    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
-    pub addr: String,
+    #[command(flatten)]
+    pub target: Target,
     /// The service to ask about; empty for the whole server.
     #[arg(long, default_value = "")]
     pub service: String,
@@ -126,6 +125,35 @@ pub struct ServeArgs {
     /// Then wait at most this long for in-flight calls.
     #[arg(long, env = "RATELIMITD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Serve both ports with TLS: this certificate chain (PEM), reloaded
+    /// when the file changes.
+    #[arg(long, env = "RATELIMITD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "RATELIMITD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: ask clients for a certificate signed by this CA (PEM).
+    #[arg(long, env = "RATELIMITD_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: whether a client certificate is required, or
+    /// optional (callers without one authenticate by token or as
+    /// anonymous).
+    #[arg(
+        long,
+        env = "RATELIMITD_TLS_CLIENT_AUTH",
+        value_enum,
+        default_value = "required"
+    )]
+    pub tls_client_auth: ClientAuthArg,
+}
+
+/// `--tls-client-auth`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ClientAuthArg {
+    /// Refused at the handshake without a certificate.
+    Required,
+    /// A certificate is checked when presented.
+    Optional,
 }
 
 #[derive(Args)]
@@ -149,9 +177,8 @@ pub struct InspectArgs {
 /// The request `check` and `inspect` send.
 #[derive(Args)]
 pub struct RequestArgs {
-    /// The service's gRPC address (`host:port` or a URL).
-    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
-    pub addr: String,
+    #[command(flatten)]
+    pub target: Target,
     /// Policy domain.
     #[arg(long)]
     pub domain: String,
@@ -193,6 +220,33 @@ pub struct RequestArgs {
     pub json: bool,
 }
 
+/// Where a client command finds the service, and how it proves who it is.
+#[derive(Args, Clone)]
+pub struct Target {
+    /// The service's gRPC address: `host:port` or a URL (`https://` for
+    /// TLS).
+    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: String,
+    /// Connect with TLS, trusting this CA (PEM) for the service's
+    /// certificate.
+    #[arg(long, env = "RATELIMITD_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for mutual TLS, with --tls-key.
+    #[arg(long, env = "RATELIMITD_CLIENT_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "RATELIMITD_CLIENT_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the service's certificate must carry, when not the
+    /// address's host.
+    #[arg(long, env = "RATELIMITD_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// A bearer token sent with every call (prefer the environment
+    /// variable: a flag shows in the process list).
+    #[arg(long, env = "RATELIMITD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum ConfigCommand {
     /// Check a policy file and/or a directory of envoyproxy/ratelimit
@@ -208,9 +262,8 @@ pub enum ConfigCommand {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The service's gRPC address (`host:port` or a URL).
-    #[arg(long, env = "RATELIMITD_ADDR", default_value = "127.0.0.1:8081")]
-    pub addr: String,
+    #[command(flatten)]
+    pub target: Target,
     /// Concurrent callers.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,

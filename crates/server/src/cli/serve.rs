@@ -1,7 +1,7 @@
 //! `ratelimitd serve`: the configuration loaded from the command line's
 //! sources, then the library's composition root, until SIGTERM or Ctrl-C.
 
-use super::ServeArgs;
+use super::{ClientAuthArg, ServeArgs};
 use anyhow::Context;
 use opentelemetry::metrics::Meter;
 use ratelimitd_engine::SystemClock;
@@ -9,6 +9,7 @@ use ratelimitd_server::api::grpc::{GrpcListeners, Shutdown};
 use ratelimitd_server::config::{Sources, EXAMPLE_POLICY_PATH};
 use ratelimitd_server::service::{self, ServiceOptions};
 use ratelimitd_server::telemetry::events::DenialEvents;
+use ratelimitd_server::tls::{ClientAuth, TlsFiles};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
         events: DenialEvents {
             raw_keys: args.log_raw_keys,
         },
+        tls: tls_files(&args),
     };
     let service = match service::start(loaded, options).await {
         Ok(service) => service,
@@ -59,6 +61,20 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
     };
     service.run(terminated).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The TLS files of `--tls-cert`, `--tls-key` and `--tls-client-ca` (clap
+/// requires the first two together).
+fn tls_files(args: &ServeArgs) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: args.tls_cert.clone()?,
+        key: args.tls_key.clone()?,
+        client_ca: args.tls_client_ca.clone(),
+        client_auth: match args.tls_client_auth {
+            ClientAuthArg::Required => ClientAuth::Required,
+            ClientAuthArg::Optional => ClientAuth::Optional,
+        },
+    })
 }
 
 /// The repository's example policy, when `serve` runs from a clone without

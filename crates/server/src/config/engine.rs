@@ -27,7 +27,10 @@ pub fn redis_options(name: &str, spec: &RedisSpec) -> RedisOptions {
     };
     RedisOptions {
         username: spec.username.clone(),
-        password: spec.password.clone(),
+        password: spec
+            .password
+            .as_ref()
+            .map(|secret| secret.expose().to_string()),
         pool_size: spec.pool_size,
         command_timeout: spec.command_timeout,
         connect_timeout: spec.connect_timeout,

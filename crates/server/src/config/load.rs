@@ -4,10 +4,11 @@
 //! share. Every error is collected, with file, path and value.
 
 use super::engine::engine_limits;
+use crate::auth::Authenticator;
 use ratelimitd_engine::Limit;
 use ratelimitd_policy::{
     load_envoy_files, load_partly, overrides_from, sort_in_document_order, ConfigError,
-    ConfigErrors, EnvoyConfig, EnvoyLoad, Format, Policy,
+    ConfigErrors, EnvoyConfig, EnvoyLoad, Format, Policy, SecretSource,
 };
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,8 @@ pub struct LoadedPolicy {
     /// The same limits divided by `settings.local_replicas`, for the `local`
     /// failure policy.
     pub local_limits: Vec<Limit>,
+    /// Its `auth:` section, ready to authenticate callers with.
+    pub auth: Authenticator,
     /// Where it came from.
     pub origin: String,
 }
@@ -68,7 +71,8 @@ impl LoadedPolicy {
     /// refuses.
     pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, ConfigErrors> {
         let overrides = overrides_from(std::env::vars());
-        let (policy, mut errors) = load_partly(text, format, origin, &overrides)?;
+        let (mut policy, mut errors) = load_partly(text, format, origin, &overrides)?;
+        errors.extend(policy.resolve_secrets(origin, &read_secret));
         let specs = || policy.limits().iter().map(|spec| (origin, spec));
         let limits = match engine_limits(specs(), 1) {
             Ok(limits) => limits,
@@ -84,11 +88,25 @@ impl LoadedPolicy {
         // Divided limits are smaller, so they are valid when the full ones are.
         let local_limits = engine_limits(specs(), policy.settings.local_replicas)?;
         Ok(Self {
+            auth: Authenticator::new(&policy.auth),
             policy,
             limits,
             local_limits,
             origin: origin.to_string(),
         })
+    }
+}
+
+/// A secret's value from its file (relative to the working directory) or
+/// environment variable.
+fn read_secret(source: &SecretSource) -> Result<String, String> {
+    match source {
+        SecretSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|error| format!("cannot read the file: {error}"))
+        }
+        SecretSource::Env(name) => std::env::var(name)
+            .map_err(|_| "the environment variable is not set (or not UTF-8)".to_string()),
+        SecretSource::Inline => Err("an inline secret has nothing to read".into()),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::state::ServiceState;
 use crate::telemetry::events::DenialEvents;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp::{observe_backends, BackendObservers};
+use crate::tls::{ClientAuth, ReloadingTls, TlsFiles};
 use opentelemetry::metrics::Meter;
 use ratelimitd_engine::Clock;
 use std::future::Future;
@@ -39,6 +40,8 @@ pub struct ServiceOptions {
     pub meter: Option<Meter>,
     /// What denial events carry.
     pub events: DenialEvents,
+    /// TLS (and mutual TLS) on both ports; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
 }
 
 /// A started service.
@@ -50,6 +53,7 @@ pub struct Service {
     /// Where its HTTP port listens.
     pub http_addr: SocketAddr,
     grpc_listeners: GrpcListeners,
+    grpc_tls: Option<Arc<ReloadingTls>>,
     shutdown: Shutdown,
     http_stop: tokio::sync::oneshot::Sender<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -61,6 +65,15 @@ pub struct Service {
 /// file, naming the backend) or the file watcher cannot start.
 pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Service> {
     crate::service::reload::log_warnings(&loaded.warnings);
+    // Read now, so a bad file stops the start with its name and problem.
+    let tls = |alpn: &[&[u8]]| {
+        options
+            .tls
+            .clone()
+            .map(|files| ReloadingTls::new(files, alpn).map(Arc::new))
+            .transpose()
+    };
+    let (grpc_tls, http_tls) = (tls(&[b"h2"])?, tls(&[b"http/1.1"])?);
     let metrics = Arc::new(Metrics::new(options.meter.as_ref()));
     let backends =
         Arc::new(backends::connect(&loaded.policy, options.clock.clone(), metrics.clone()).await?);
@@ -92,16 +105,23 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
         envoy_domains = loaded.envoy.as_ref().map_or(0, |e| e.config.files().len()),
         "ratelimitd serving"
     );
+    log_security(&loaded, options.tls.as_ref());
     reload::spawn_reloader(state.clone(), options.sources, options.watch_files)?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(options.http_listener, state.clone(), async {
-        http_stopped.await.ok();
-    }));
+    let http = tokio::spawn(http::serve(
+        options.http_listener,
+        http_tls,
+        state.clone(),
+        async {
+            http_stopped.await.ok();
+        },
+    ));
     Ok(Service {
         state,
         grpc_addr,
         http_addr,
         grpc_listeners: options.grpc_listeners,
+        grpc_tls,
         shutdown: options.shutdown,
         http_stop,
         http,
@@ -114,9 +134,50 @@ impl Service {
     /// answering for the drain delay, then in-flight calls finish within
     /// the grace period) and stops both ports.
     pub async fn run(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let served = grpc::serve(self.grpc_listeners, self.state, stop, self.shutdown).await;
+        let served = grpc::serve(
+            self.grpc_listeners,
+            self.grpc_tls,
+            self.state,
+            stop,
+            self.shutdown,
+        )
+        .await;
         let _ = self.http_stop.send(());
         let _ = self.http.await;
         served
+    }
+}
+
+/// One line saying how callers are let in, so a plain local run says that
+/// it is open.
+fn log_security(loaded: &Loaded, tls: Option<&TlsFiles>) {
+    let auth = &loaded.policy.policy.auth;
+    let transport = match tls {
+        None => "plaintext",
+        Some(TlsFiles {
+            client_ca: None, ..
+        }) => "TLS",
+        Some(TlsFiles {
+            client_auth: ClientAuth::Required,
+            ..
+        }) => "mutual TLS (client certificate required)",
+        Some(_) => "mutual TLS (client certificate optional)",
+    };
+    if !auth.configured {
+        tracing::warn!(
+            transport,
+            "no auth: section: every caller is anonymous and may do everything (checks, declared limits, Admin, /config); see docs/security.md"
+        );
+    } else {
+        tracing::info!(
+            transport,
+            identities = auth.identities.len(),
+            anonymous = if auth.anonymous.is_some() {
+                "allowed"
+            } else {
+                "refused"
+            },
+            "callers are authenticated"
+        );
     }
 }

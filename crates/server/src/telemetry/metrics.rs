@@ -104,6 +104,23 @@ pub(crate) const STORE_FULL: Definition = Definition {
     help: "Hits on new keys while an in-process store was full, by action (denied, untracked)",
 };
 
+pub(crate) const AUTH_CALLS: Definition = Definition {
+    name: "auth_calls",
+    otlp: "ratelimitd.auth.calls",
+    help: "Calls under an `auth:` section, by identity (its configured name, or `*` unless auth.metrics_by_identity) and result (authenticated, unauthenticated, permission_denied)",
+};
+
+/// What became of a call's authentication and authorisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthResult {
+    /// Authenticated (as an identity, or anonymous where allowed).
+    Authenticated,
+    /// No identity and no anonymous access.
+    Unauthenticated,
+    /// Authenticated, but not permitted.
+    PermissionDenied,
+}
+
 /// What a decision did to one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecisionOutcome {
@@ -183,6 +200,12 @@ struct BackendResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    identity: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreFullLabels {
     backend: String,
     action: &'static str,
@@ -248,6 +271,7 @@ pub struct Metrics {
     store_keys: Family<BackendLabels, Gauge>,
     store_reclaimed: Family<BackendLabels, Counter>,
     store_full: Family<StoreFullLabels, Counter>,
+    auth_calls: Family<AuthLabels, Counter>,
     /// One scrape at a time brings the copied counters up to date.
     scrape: Mutex<()>,
     otlp: Option<OtlpInstruments>,
@@ -274,6 +298,7 @@ impl Metrics {
             store_keys: Family::default(),
             store_reclaimed: Family::default(),
             store_full: Family::default(),
+            auth_calls: Family::default(),
             scrape: Mutex::new(()),
             otlp: meter.map(OtlpInstruments::new),
         };
@@ -298,6 +323,7 @@ impl Metrics {
         register(r, &STORE_KEYS, metrics.store_keys.clone());
         register(r, &STORE_RECLAIMED, metrics.store_reclaimed.clone());
         register(r, &STORE_FULL, metrics.store_full.clone());
+        register(r, &AUTH_CALLS, metrics.auth_calls.clone());
         Self {
             registry,
             ..metrics
@@ -335,6 +361,23 @@ impl Metrics {
             method,
             started: Instant::now(),
         }
+    }
+
+    /// Records a call's authentication result; `identity` is a configured
+    /// identity name (or `None`: not by identity), so label values stay
+    /// bounded by the configuration.
+    pub fn auth_call(&self, identity: Option<&str>, result: AuthResult) {
+        let result = match result {
+            AuthResult::Authenticated => "authenticated",
+            AuthResult::Unauthenticated => "unauthenticated",
+            AuthResult::PermissionDenied => "permission_denied",
+        };
+        self.auth_calls
+            .get_or_create(&AuthLabels {
+                identity: identity.unwrap_or("*").to_string(),
+                result,
+            })
+            .inc();
     }
 
     /// Records a configuration (re)load.

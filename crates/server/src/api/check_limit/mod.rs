@@ -8,6 +8,7 @@ mod headers;
 mod respond;
 mod validate;
 
+use crate::api::authorize;
 use crate::api::fields::invalid;
 use crate::api::layer::budget;
 use crate::config::{request_limits, LoadedPolicy};
@@ -46,6 +47,14 @@ impl RateLimiter for RateLimiterService {
         request: Request<CheckLimitRequest>,
     ) -> Result<Response<CheckLimitResponse>, Status> {
         let budget = budget(&request);
+        let caller = authorize::caller(&request)?;
+        let asked = request.get_ref();
+        authorize::may_check(
+            &self.state,
+            &caller,
+            &asked.domain,
+            !asked.limits.is_empty(),
+        )?;
         let span = tracing::info_span!("CheckLimit", domain = %request.get_ref().domain);
         let policy = self.state.policy();
         check(

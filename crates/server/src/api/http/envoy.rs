@@ -4,13 +4,17 @@
 //! `RateLimitResponse` out: 200 when OK, 429 when over the limit, 400 for
 //! bad input, 503 when no files are configured).
 
+use super::v1::status_response;
+use crate::api::authorize;
 use crate::api::rls::json::{parse_request, response_json};
 use crate::api::rls::should_rate_limit;
+use crate::auth::Caller;
 use crate::state::ServiceState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use std::sync::Arc;
 
@@ -22,11 +26,18 @@ pub(super) async fn healthcheck(State(state): State<Arc<ServiceState>>) -> Respo
     }
 }
 
-pub(super) async fn json(State(state): State<Arc<ServiceState>>, body: Bytes) -> Response {
+pub(super) async fn json(
+    State(state): State<Arc<ServiceState>>,
+    Extension(caller): Extension<Arc<Caller>>,
+    body: Bytes,
+) -> Response {
     let request = match parse_request(&body) {
         Ok(request) => request,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
+    if let Err(status) = authorize::may_check(&state, &caller, &request.domain, false) {
+        return status_response(&status);
+    }
     match should_rate_limit(&state, &request, None).await {
         Ok(response) => {
             let status = match Code::try_from(response.overall_code) {

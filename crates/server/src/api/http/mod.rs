@@ -8,10 +8,17 @@
 mod envoy;
 mod v1;
 
+use v1::status_response;
+
+use crate::api::authorize;
 use crate::api::config_view::running_config;
+use crate::auth::Credentials;
 use crate::state::ServiceState;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use crate::telemetry::metrics::AuthResult;
+use crate::tls::{HttpPeer, ReloadingTls, TlsListener};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,7 +26,14 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The HTTP routes over `state`.
+/// The paths anyone may read without credentials: probes and scrapes.
+const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/healthcheck", "/metrics"];
+
+/// The paths only operators may use.
+const OPERATOR_PATHS: [&str; 2] = ["/config", "/v1/inspect"];
+
+/// The HTTP routes over `state`, every one but [`OPEN_PATHS`] behind
+/// authentication.
 pub fn router(state: Arc<ServiceState>) -> Router {
     Router::new()
         .route("/v1/check", post(v1::check))
@@ -30,18 +44,77 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/config", get(config))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
 
-/// Serves the HTTP port on `listener` until `stop` resolves.
+/// Serves the HTTP port on `listener` (with TLS, when `tls` is given)
+/// until `stop` resolves.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<ReloadingTls>>,
     state: Arc<ServiceState>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
+    let app = router(state).into_make_service_with_connect_info::<HttpPeer>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(TlsListener::new(listener, tls), app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
+}
+
+/// Authenticates the caller (bearer token, or the client certificate of a
+/// TLS connection) and puts it in the request's extensions; refuses with
+/// 401 or, on an operator's path, 403.
+async fn authenticate(
+    State(state): State<Arc<ServiceState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    if OPEN_PATHS.contains(&path.as_str()) {
+        return next.run(request).await;
+    }
+    let policy = state.policy();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or_default());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<HttpPeer>>()
+        .map(|info| info.0.certificate_names.clone())
+        .unwrap_or_else(|| Arc::from([]));
+    let caller = match policy.auth.authenticate(&Credentials {
+        authorization,
+        certificate_names: &peer,
+    }) {
+        Ok(caller) => caller,
+        Err(status) => {
+            authorize::record_unauthenticated(&state);
+            let mut response = status_response(&status);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    };
+    authorize::record(&state, &caller, AuthResult::Authenticated);
+    if OPERATOR_PATHS.contains(&path.as_str()) {
+        if let Err(status) = authorize::must_be_operator(&state, &caller, &path) {
+            return status_response(&status);
+        }
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 async fn readyz(State(state): State<Arc<ServiceState>>) -> Response {

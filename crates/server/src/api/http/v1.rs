@@ -7,23 +7,34 @@
 //! headers too; 400 for bad input, `{"code": ..., "message": ...}` naming
 //! the field.
 
+use crate::api::authorize;
 use crate::api::check_limit::{self, Mode};
+use crate::auth::Caller;
 use crate::state::ServiceState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use ratelimitd_proto::v1::check_limit_response::Code;
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, InspectRequest};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// `POST /v1/check`.
-pub(super) async fn check(State(state): State<Arc<ServiceState>>, body: Bytes) -> Response {
+pub(super) async fn check(
+    State(state): State<Arc<ServiceState>>,
+    Extension(caller): Extension<Arc<Caller>>,
+    body: Bytes,
+) -> Response {
     let request: CheckLimitRequest = match parse(&body) {
         Ok(request) => request,
         Err(status) => return answer(Err(status)),
     };
+    let declares = !request.limits.is_empty();
+    if let Err(status) = authorize::may_check(&state, &caller, &request.domain, declares) {
+        return status_response(&status);
+    }
     let policy = state.policy();
     answer(check_limit::check(&state, &policy, &request, None, Mode::Decide).await)
 }
@@ -52,15 +63,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, tonic::Status> {
 fn answer(decided: Result<CheckLimitResponse, tonic::Status>) -> Response {
     let decision = match decided {
         Ok(decision) => decision,
-        Err(status) => {
-            let http = match status.code() {
-                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
-                    StatusCode::BAD_REQUEST
-                }
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            return error_response(http, status.code(), status.message());
-        }
+        Err(status) => return status_response(&status),
     };
     let http = match decision.code() {
         Code::Ok => StatusCode::OK,
@@ -84,9 +87,17 @@ fn answer(decided: Result<CheckLimitResponse, tonic::Status>) -> Response {
     response
 }
 
-/// An error as `{"code": "INVALID_ARGUMENT", "message": "limits[0].rate: ..."}`.
-fn error_response(http: StatusCode, code: tonic::Code, message: &str) -> Response {
-    let body = serde_json::json!({"code": code_name(code), "message": message});
+/// An error as `{"code": "INVALID_ARGUMENT", "message": "limits[0].rate: ..."}`:
+/// 400 for bad input, 401 without valid credentials, 403 without the
+/// permission, 500 otherwise.
+pub(super) fn status_response(status: &tonic::Status) -> Response {
+    let http = match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => StatusCode::BAD_REQUEST,
+        tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = serde_json::json!({"code": code_name(status.code()), "message": status.message()});
     (
         http,
         [(header::CONTENT_TYPE, "application/json")],

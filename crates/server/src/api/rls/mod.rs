@@ -10,6 +10,7 @@ mod plan;
 mod respond;
 mod validate;
 
+use crate::api::authorize;
 use crate::api::fields::invalid;
 use crate::api::layer::budget;
 use crate::decide;
@@ -42,6 +43,8 @@ impl RateLimitService for RlsService {
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
         let budget = budget(&request);
+        let caller = authorize::caller(&request)?;
+        authorize::may_check(&self.state, &caller, &request.get_ref().domain, false)?;
         let span = tracing::info_span!("ShouldRateLimit", domain = %request.get_ref().domain);
         should_rate_limit(&self.state, request.get_ref(), budget)
             .instrument(span)

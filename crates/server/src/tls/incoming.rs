@@ -1,0 +1,129 @@
+//! TLS connections for the servers: accepted, then each handshake run in a
+//! task of its own (bounded by a timeout), so a slow or silent client
+//! holds up nobody; the servers take only connections whose handshake
+//! finished. `handshaken` feeds tonic; `TlsListener` is axum's listener,
+//! with the client certificate's names as the connection's info.
+
+use super::reload::ReloadingTls;
+use crate::auth::certificate;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Longest a client may take to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections waiting for the server to take them.
+const QUEUE: usize = 64;
+
+/// The connections `listener` accepts, once their TLS handshake with
+/// `tls`'s current configuration finished; the accept loop ends when the
+/// stream is dropped.
+pub fn handshaken(
+    listener: TcpListener,
+    tls: Arc<ReloadingTls>,
+) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = sender.closed() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!(%error, "cannot accept a TLS connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, sender) = (tls.acceptor(), sender.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = sender.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(receiver)
+}
+
+/// What the HTTP port knows of a connection: the names of the client
+/// certificate it presented (none without TLS or a certificate).
+#[derive(Debug, Clone, Default)]
+pub struct HttpPeer {
+    /// SAN DNS names and URIs, then the subject's common names.
+    pub certificate_names: Arc<[String]>,
+}
+
+/// The HTTP port's TLS listener, for `axum::serve`.
+pub struct TlsListener {
+    connections: ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
+}
+
+impl TlsListener {
+    /// Serves TLS on `listener` with `tls`.
+    pub fn new(listener: TcpListener, tls: Arc<ReloadingTls>) -> Self {
+        Self {
+            connections: handshaken(listener, tls),
+        }
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = HttpPeer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use tokio_stream::StreamExt;
+        loop {
+            // The accept loop lives as long as this stream, so the stream
+            // never ends; if it did, no connection would come again.
+            let Some(next) = self.connections.next().await else {
+                return std::future::pending().await;
+            };
+            if let Ok(stream) = next {
+                let names = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|leaf| certificate::names(leaf))
+                    .unwrap_or_default();
+                let peer = HttpPeer {
+                    certificate_names: names.into(),
+                };
+                return (stream, peer);
+            }
+        }
+    }
+
+    /// Not an address: the HTTP port's info is its peer's certificate.
+    fn local_addr(&self) -> std::io::Result<HttpPeer> {
+        Ok(HttpPeer::default())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for HttpPeer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for HttpPeer {
+    fn connect_info(_: IncomingStream<'_, TcpListener>) -> Self {
+        Self::default()
+    }
+}
