@@ -690,6 +690,7 @@ async fn a_reload_keeps_the_last_good_config_and_every_count() {
     let sources = Sources {
         policy_file: Some(policy.into()),
         envoy_dir_flag: Some(envoy_dir.clone()),
+        ..Sources::default()
     };
     let mut client = client(&server).await;
     // 300 calls in flight while the configuration changes under them.

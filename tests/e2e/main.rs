@@ -10,6 +10,7 @@ mod cli;
 mod declared;
 mod deploy;
 mod docs_examples;
+mod envoy_environment;
 mod envoy_rls;
 mod ext_authz;
 mod grpc_e2e;

@@ -173,11 +173,51 @@ pub struct EnvoyDoc {
     pub config_dir: Option<String>,
     /// The backend keeping their counters (default: the first).
     pub backend: Option<String>,
+    /// The backend keeping the counters of limits whose unit is `second`
+    /// (default: `backend`), as the reference service's `REDIS_PERSECOND`.
+    pub per_second_backend: Option<String>,
+    /// Treat every descriptor as `quota_mode: true` (the reference
+    /// service's `QUOTA_MODE`).
+    pub quota_mode: bool,
+    /// Several files may configure one domain, their descriptors merged
+    /// (the reference service's `MERGE_DOMAIN_CONFIG`).
+    pub merge_domains: bool,
+    /// Whether denied hits count, for limits that do not say
+    /// (`count_denied`); default true, as the reference service counts
+    /// them. False is its `STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT`: a
+    /// request over any limit consumes none.
+    pub count_denied: Option<bool>,
     /// What their descriptors do when the backend fails (default:
     /// `settings.failure_policy`); a node's `failure_policy` overrides it.
     pub failure_policy: Option<String>,
     /// `RateLimit-*` headers on `ShouldRateLimit` responses.
     pub response_headers: ResponseHeadersDoc,
+    /// The reference service's per-descriptor metrics, under its names.
+    pub reference_metrics: ReferenceMetricsDoc,
+}
+
+/// `envoy.reference_metrics:` per-descriptor `total_hits`, `over_limit`,
+/// `near_limit`, `within_limit` and `shadow_mode` counters under the names
+/// the reference service's Prometheus mapping gives them
+/// (`ratelimit_service_rate_limit_over_limit{domain,key1,key2}`), so its
+/// dashboards and alerts keep working (the reference's `USE_PROMETHEUS`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceMetricsDoc {
+    /// Off by default: their labels carry descriptor values.
+    pub enabled: bool,
+    /// Hits past this share of a limit count as `near_limit` (the
+    /// reference's `NEAR_LIMIT_RATIO`, default 0.8).
+    pub near_limit_ratio: f32,
+}
+
+impl Default for ReferenceMetricsDoc {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            near_limit_ratio: 0.8,
+        }
+    }
 }
 
 /// `envoy.response_headers:` the headers describing the descriptor closest

@@ -103,6 +103,11 @@ impl Errors {
             .ok()
     }
 
+    /// Whether nothing was found so far.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
     /// The errors found.
     pub fn into_found(self) -> Vec<ConfigError> {
         self.found

@@ -40,8 +40,8 @@ pub use declared::{
 };
 pub use document::*;
 pub use envoy::{
-    load_envoy_files, EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyLoad, EnvoyMatch, EnvoyPlan,
-    Unit,
+    load_envoy_files, EnvoyConfig, EnvoyDescriptor, EnvoyFileOptions, EnvoyLimit, EnvoyLoad,
+    EnvoyMatch, EnvoyPlan, Unit,
 };
 pub use error::{sort_in_document_order, ConfigError, ConfigErrors};
 pub use key::{IpMasks, KeyPart, KeySource};

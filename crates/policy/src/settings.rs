@@ -4,6 +4,7 @@
 
 use crate::backend::FailurePolicy;
 use crate::document::Algorithm;
+use crate::envoy::EnvoyFileOptions;
 use crate::key::IpMasks;
 
 /// Service-wide settings (`settings:`).
@@ -55,6 +56,16 @@ pub struct EnvoySettings {
     pub config_dir: Option<String>,
     /// Index of the backend keeping their counters.
     pub backend: usize,
+    /// Index of the backend keeping the counters of limits whose unit is
+    /// `second` (the same as `backend` unless `envoy.per_second_backend`).
+    pub per_second_backend: usize,
+    /// Every descriptor is in quota mode (`envoy.quota_mode`).
+    pub quota_mode: bool,
+    /// How the files are read (`envoy.merge_domains`, `envoy.count_denied`).
+    pub files: EnvoyFileOptions,
+    /// With `envoy.reference_metrics.enabled`, the near-limit ratio of the
+    /// reference service's per-descriptor metrics.
+    pub reference_metrics: Option<f32>,
     /// What their descriptors do when it fails, unless a node says otherwise.
     pub failure_policy: FailurePolicy,
     /// `RateLimit-*` header names, when the headers are on.

@@ -9,13 +9,32 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use opentelemetry::metrics::MeterProvider as _;
-use ratelimitd_server::telemetry::{self, otlp};
+use ratelimitd_server::telemetry::{self, otlp, LogFormat};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches_from(cli::envoy_compat::arguments());
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let compat = match &cli.command {
+        cli::Command::Serve(args) => cli::envoy_compat::environment(args),
+        _ => None,
+    };
+    let compat = match compat.transpose() {
+        Ok(compat) => compat,
+        Err(errors) => {
+            eprintln!(
+                "ratelimitd: the envoyproxy/ratelimit environment is invalid:\n{}",
+                errors.join("\n")
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -32,9 +51,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(&cli.log, cli.log_format, traces.as_ref());
+    // The reference's LOG_LEVEL and LOG_FORMAT, unless ours are given.
+    let given = |name: &str| matches.value_source(name) != Some(ValueSource::DefaultValue);
+    let (log, log_format) = match &compat {
+        Some(environment) => (
+            environment
+                .log_filter
+                .clone()
+                .filter(|_| !given("log"))
+                .unwrap_or(cli.log),
+            if environment.log_json && !given("log_format") {
+                LogFormat::Json
+            } else {
+                cli.log_format
+            },
+        ),
+        None => (cli.log, cli.log_format),
+    };
+    telemetry::init(&log, log_format, traces.as_ref());
     let meter = meters.as_ref().map(|provider| provider.meter("ratelimitd"));
-    let code = match runtime.block_on(cli::run(cli.command, meter)) {
+    let code = match runtime.block_on(cli::run(cli.command, meter, compat)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("ratelimitd: {error:#}");

@@ -75,6 +75,7 @@ impl TestServer {
         let sources = Sources {
             policy_file: Some(policy),
             envoy_dir_flag: options.envoy_dir.map(Path::to_path_buf),
+            ..Sources::default()
         };
         let loaded = sources.load().unwrap_or_else(|errors| panic!("{errors}"));
         let clock = Arc::new(ManualClock::at_micros(EPOCH_MICROS));
@@ -199,7 +200,8 @@ impl ServeProcess {
 
     /// [`ServeProcess::spawn_with_env`] in the working directory `dir`.
     pub fn spawn_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command
             .current_dir(dir)
             .args([
                 "serve",
@@ -210,7 +212,22 @@ impl ServeProcess {
             ])
             .args(args)
             .env_remove("RATELIMITD_CONFIG")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::start(command)
+    }
+
+    /// Starts `ratelimitd serve` with no flag and only the environment
+    /// `env` (nothing inherited), and waits for it to log its addresses.
+    pub fn spawn_env_only(env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BINARY);
+        command.arg("serve").env_clear().envs(env.iter().copied());
+        Self::start(command)
+    }
+
+    /// Runs `command` with stderr piped and waits for the line announcing
+    /// its addresses.
+    fn start(mut command: Command) -> Self {
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("start ratelimitd serve");

@@ -7,6 +7,7 @@ use super::Compiler;
 use crate::backend::{BackendSpec, FailurePolicy};
 use crate::condition::{Condition, Family};
 use crate::document::{ConditionDoc, EnvoyDoc, RuleDoc};
+use crate::envoy::EnvoyFileOptions;
 use crate::key::{KeyPart, KeySource};
 use crate::pattern::Pattern;
 use crate::policy::{Rule, Tier};
@@ -155,9 +156,31 @@ impl Compiler {
                 );
             }
         }
+        let backend = self.backend_index("envoy.backend", doc.backend.as_ref(), backends);
+        let ratio = doc.reference_metrics.near_limit_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            self.errors.push(
+                "envoy.reference_metrics.near_limit_ratio",
+                Some(&ratio.to_string()),
+                "a share of the limit, from 0 to 1",
+            );
+        }
         EnvoySettings {
             config_dir: doc.config_dir.clone(),
-            backend: self.backend_index("envoy.backend", doc.backend.as_ref(), backends),
+            backend,
+            per_second_backend: match &doc.per_second_backend {
+                Some(name) => self.backend_index("envoy.per_second_backend", Some(name), backends),
+                None => backend,
+            },
+            quota_mode: doc.quota_mode,
+            reference_metrics: doc
+                .reference_metrics
+                .enabled
+                .then_some(doc.reference_metrics.near_limit_ratio),
+            files: EnvoyFileOptions {
+                merge_domains: doc.merge_domains,
+                count_denied: doc.count_denied.unwrap_or(true),
+            },
             failure_policy,
             response_headers: headers.enabled.then(|| ResponseHeaderNames {
                 limit: headers.limit.clone(),

@@ -8,9 +8,10 @@
 //! fixed windows per unit where every hit counts, denied or not.
 
 mod load;
+mod metric_key;
 mod tree;
 mod unit;
 
-pub use load::{load_envoy_files, EnvoyLoad};
+pub use load::{load_envoy_files, EnvoyFileOptions, EnvoyLoad};
 pub use tree::{EnvoyConfig, EnvoyDescriptor, EnvoyLimit, EnvoyMatch, EnvoyPlan};
 pub use unit::Unit;

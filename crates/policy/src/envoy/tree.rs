@@ -43,6 +43,13 @@ pub(crate) struct Node {
     /// Every value matching this wildcard node shares one counter.
     pub share_threshold: bool,
     pub failure_policy: Option<FailurePolicy>,
+    /// Its value as written (a wildcard's pattern; empty on a key-only
+    /// node), for the reference service's metric key.
+    pub written_value: String,
+    /// `detailed_metric: true`: metrics keyed by the request's values.
+    pub detailed_metric: bool,
+    /// `value_to_metric: true`: the request's value in the metric key.
+    pub value_to_metric: bool,
 }
 
 /// What reaching a node as the last entry means.
@@ -172,11 +179,11 @@ impl EnvoyConfig {
         let mut key = counter_prefix(domain);
         let mut reached = None;
         for (entry_key, value) in descriptor.entries {
-            let Some((node, counted)) = level.get(*entry_key).and_then(|b| b.find(value)) else {
+            let Some((node, matched)) = level.get(*entry_key).and_then(|b| b.find(value)) else {
                 return EnvoyPlan::NoLimit;
             };
             push_field(&mut key, entry_key);
-            push_field(&mut key, counted.unwrap_or(value));
+            push_field(&mut key, matched.shared_pattern(node).unwrap_or(value));
             level = &node.children;
             reached = Some(node);
         }
@@ -205,21 +212,38 @@ impl EnvoyConfig {
     }
 }
 
+/// How a request value reached a node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Matched<'c> {
+    /// Its `key` + `value` node.
+    Exact,
+    /// A wildcard or regex value.
+    Pattern(&'c Pattern),
+    /// The key-only node.
+    Any,
+}
+
+impl<'c> Matched<'c> {
+    /// The wildcard every matching value shares a counter under
+    /// (`share_threshold: true`), if that is how `node` was reached.
+    pub(crate) fn shared_pattern(self, node: &Node) -> Option<&'c str> {
+        match self {
+            Self::Pattern(Pattern::Wildcard(text)) if node.share_threshold => Some(text),
+            _ => None,
+        }
+    }
+}
+
 impl Branch {
-    /// The node `value` reaches, and the value its counter is keyed by when
-    /// that is not the request's value (a shared wildcard's pattern).
-    fn find(&self, value: &str) -> Option<(&Node, Option<&str>)> {
+    /// The node `value` reaches, and how.
+    pub(crate) fn find(&self, value: &str) -> Option<(&Node, Matched<'_>)> {
         if let Some(node) = self.exact.get(value) {
-            return Some((node, None));
+            return Some((node, Matched::Exact));
         }
         if let Some((pattern, node)) = self.patterns.iter().find(|(p, _)| p.matches(value)) {
-            let shared = match pattern {
-                Pattern::Wildcard(text) if node.share_threshold => Some(text.as_str()),
-                _ => None,
-            };
-            return Some((node, shared));
+            return Some((node, Matched::Pattern(pattern)));
         }
-        self.any.as_ref().map(|node| (node, None))
+        self.any.as_ref().map(|node| (node, Matched::Any))
     }
 }
 

@@ -2,7 +2,8 @@
 //! descriptors walk the trees.
 
 use ratelimitd_policy::{
-    load_envoy_files, Algorithm, EnvoyConfig, EnvoyDescriptor, EnvoyPlan, FailurePolicy, Unit,
+    load_envoy_files, Algorithm, EnvoyConfig, EnvoyDescriptor, EnvoyFileOptions, EnvoyPlan,
+    FailurePolicy, Unit,
 };
 use std::time::Duration;
 
@@ -13,13 +14,18 @@ fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 fn load(text: &str) -> EnvoyConfig {
-    load_envoy_files(&files(&[("config.yaml", text)]))
-        .unwrap_or_else(|errors| panic!("{errors}"))
-        .config
+    load_envoy_files(
+        &files(&[("config.yaml", text)]),
+        EnvoyFileOptions::default(),
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"))
+    .config
 }
 
 fn errors(list: &[(&str, &str)]) -> String {
-    load_envoy_files(&files(list)).unwrap_err().to_string()
+    load_envoy_files(&files(list), EnvoyFileOptions::default())
+        .unwrap_err()
+        .to_string()
 }
 
 fn one_error(text: &str) -> String {
@@ -310,7 +316,7 @@ fn every_reference_load_error_is_reported_with_file_and_path() {
     );
     assert_eq!(
         errors(&[("a.yaml", "domain: x"), ("b.yaml", "domain: x")]),
-        "b.yaml: domain: the domain is already configured in a.yaml (value: \"x\")"
+        "b.yaml: domain: the domain is already configured in a.yaml (MERGE_DOMAIN_CONFIG merges the files of one domain) (value: \"x\")"
     );
     assert_eq!(
         one_error(
@@ -372,10 +378,13 @@ fn every_problem_in_every_file_is_reported_and_nothing_loads() {
 
 #[test]
 fn known_keys_out_of_place_are_warnings_as_the_reference_ignores_them() {
-    let loaded = load_envoy_files(&files(&[(
-        "w.yaml",
-        "domain: w\nshadow_mode: true\ndescriptors: [{key: a, unit: minute}]",
-    )]))
+    let loaded = load_envoy_files(
+        &files(&[(
+            "w.yaml",
+            "domain: w\nshadow_mode: true\ndescriptors: [{key: a, unit: minute}]",
+        )]),
+        EnvoyFileOptions::default(),
+    )
     .unwrap();
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -419,4 +428,49 @@ fn values_may_be_numbers_and_zero_blocks() {
         "domain: n\ndescriptors: [{key: code, value: 404, rate_limit: {unit: second, requests_per_unit: 0}}]",
     );
     assert_eq!(plan(&config, "n", &[("code", "404")]), "-=0");
+}
+
+const MERGING: EnvoyFileOptions = EnvoyFileOptions {
+    merge_domains: true,
+    count_denied: true,
+};
+
+/// The reference's own pair, `merge_domain_key1.yaml` and
+/// `merge_domain_key2.yaml`: one domain, a key each.
+const MERGE_KEY1: &str = "domain: merge\ndescriptors:\n  - key: key1\n    rate_limit: {unit: minute, requests_per_unit: 10}\n";
+const MERGE_KEY2: &str = "domain: merge\ndescriptors:\n  - key: key2\n    rate_limit: {unit: hour, requests_per_unit: 20}\n";
+
+#[test]
+fn merged_domains_take_the_descriptors_of_every_file() {
+    let config = load_envoy_files(
+        &files(&[("key1.yaml", MERGE_KEY1), ("key2.yaml", MERGE_KEY2)]),
+        MERGING,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"))
+    .config;
+    assert_eq!(plan(&config, "merge", &[("key1", "a")]), "-=10");
+    assert_eq!(plan(&config, "merge", &[("key2", "b")]), "-=20");
+}
+
+#[test]
+fn merged_domains_refuse_a_descriptor_defined_twice_naming_both_files() {
+    let again = "domain: merge\ndescriptors:\n  - key: key1\n    rate_limit: {unit: second, requests_per_unit: 1}\n";
+    let error = load_envoy_files(
+        &files(&[("key1.yaml", MERGE_KEY1), ("again.yaml", again)]),
+        MERGING,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "again.yaml: descriptors: domain `merge`: this descriptor is already defined in key1.yaml (value: \"key1\")"
+    );
+}
+
+#[test]
+fn without_merging_a_second_file_of_a_domain_is_the_reference_error() {
+    assert_eq!(
+        errors(&[("key1.yaml", MERGE_KEY1), ("key2.yaml", MERGE_KEY2)]),
+        "key2.yaml: domain: the domain is already configured in key1.yaml (MERGE_DOMAIN_CONFIG merges the files of one domain) (value: \"merge\")"
+    );
 }

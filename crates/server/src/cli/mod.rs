@@ -23,6 +23,7 @@ macro_rules! outln {
 mod bench;
 mod check;
 mod client;
+pub mod envoy_compat;
 mod health;
 mod serve;
 mod validate;
@@ -33,6 +34,7 @@ use clap::{Args, Parser, Subcommand};
 use opentelemetry::metrics::Meter;
 use ratelimitd_policy::parse_duration;
 use ratelimitd_proto::v1::DeclaredLimit;
+use ratelimitd_server::config::EnvoyEnvironment;
 use ratelimitd_server::telemetry::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -119,6 +121,12 @@ pub struct ServeArgs {
     /// Reload on SIGHUP only, not when the files change.
     #[arg(long, env = "RATELIMITD_NO_WATCH")]
     pub no_watch: bool,
+    /// Configure from the reference envoyproxy/ratelimit service's
+    /// environment (`RUNTIME_ROOT`, `REDIS_URL`, `USE_PROMETHEUS`, ...)
+    /// instead of a policy file; implied when no policy file is given and
+    /// `RUNTIME_ROOT` is set (docs/migrating-from-envoy-ratelimit.md).
+    #[arg(long, env = "RATELIMITD_ENVOY_COMPAT")]
+    pub envoy_compat: bool,
     /// After SIGTERM, keep serving this long with health NOT_SERVING.
     #[arg(long, env = "RATELIMITD_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub drain_delay: Duration,
@@ -257,6 +265,10 @@ pub enum ConfigCommand {
         /// A directory of envoyproxy/ratelimit YAML files.
         #[arg(long = "envoy", value_name = "DIR")]
         envoy: Option<PathBuf>,
+        /// Several files may configure one domain, as with the reference
+        /// service's `MERGE_DOMAIN_CONFIG=true`.
+        #[arg(long)]
+        merge_domain_configs: bool,
     },
 }
 
@@ -293,15 +305,23 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Runs `command`; `meter` records the service's metrics for OTLP.
-pub async fn run(command: Command, meter: Option<Meter>) -> anyhow::Result<ExitCode> {
+/// Runs `command`; `meter` records the service's metrics for OTLP;
+/// `compat` is the reference service's environment `serve` runs with
+/// ([`envoy_compat::environment`]).
+pub async fn run(
+    command: Command,
+    meter: Option<Meter>,
+    compat: Option<EnvoyEnvironment>,
+) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => serve::serve(args, meter).await,
+        Command::Serve(args) => serve::serve(args, meter, compat).await,
         Command::Check(args) => check::run_check(args).await,
         Command::Inspect(args) => check::run_inspect(args).await,
-        Command::Config(ConfigCommand::Validate { file, envoy }) => {
-            Ok(validate::validate(file, envoy))
-        }
+        Command::Config(ConfigCommand::Validate {
+            file,
+            envoy,
+            merge_domain_configs,
+        }) => Ok(validate::validate(file, envoy, merge_domain_configs)),
         Command::Bench(args) => bench::run_bench(args).await,
         Command::Health(args) => health::health(args).await,
     }

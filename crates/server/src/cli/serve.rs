@@ -6,7 +6,7 @@ use anyhow::Context;
 use opentelemetry::metrics::Meter;
 use ratelimitd_engine::SystemClock;
 use ratelimitd_server::api::grpc::{GrpcListeners, Shutdown};
-use ratelimitd_server::config::{Sources, EXAMPLE_POLICY_PATH};
+use ratelimitd_server::config::{EnvoyEnvironment, Sources, EXAMPLE_POLICY_PATH};
 use ratelimitd_server::service::{self, ServiceOptions};
 use ratelimitd_server::telemetry::events::DenialEvents;
 use ratelimitd_server::tls::{ClientAuth, TlsFiles};
@@ -15,10 +15,28 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Serves until told to stop.
-pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<ExitCode> {
-    let sources = Sources {
-        policy_file: args.config.clone().or_else(example_policy_file),
-        envoy_dir_flag: args.envoy_config_dir.clone(),
+/// `compat`: the reference service's environment, which then gives the
+/// configuration and the addresses.
+pub async fn serve(
+    args: ServeArgs,
+    meter: Option<Meter>,
+    compat: Option<EnvoyEnvironment>,
+) -> anyhow::Result<ExitCode> {
+    let (sources, grpc_addr, http_addr) = match &compat {
+        Some(environment) => (
+            environment.sources.clone(),
+            environment.grpc_addr,
+            environment.http_addr,
+        ),
+        None => (
+            Sources {
+                policy_file: args.config.clone().or_else(example_policy_file),
+                envoy_dir_flag: args.envoy_config_dir.clone(),
+                ..Sources::default()
+            },
+            args.grpc_addr,
+            args.http_addr,
+        ),
     };
     let loaded = match sources.load() {
         Ok(loaded) => loaded,
@@ -31,11 +49,11 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let grpc_listeners = GrpcListeners::bind(args.grpc_addr, threads)
-        .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
-    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+    let grpc_listeners = GrpcListeners::bind(grpc_addr, threads)
+        .with_context(|| format!("cannot listen on {grpc_addr}"))?;
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
-        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
+        .with_context(|| format!("cannot listen on {http_addr}"))?;
     let options = ServiceOptions {
         sources,
         watch_files: !args.no_watch,
@@ -59,6 +77,9 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(environment) = &compat {
+        super::envoy_compat::start(environment, &service.state).await?;
+    }
     service.run(terminated).await?;
     Ok(ExitCode::SUCCESS)
 }

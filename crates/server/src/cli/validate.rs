@@ -1,4 +1,4 @@
-//! `ratelimitd config validate [FILE] [--envoy DIR]`, the counterpart of
+//! `ratelimitd config validate [FILE] [--envoy DIR [--merge-domain-configs]]`, the counterpart of
 //! the reference service's `ratelimit_config_check`: every error, exit 1.
 
 use ratelimitd_server::config::Sources;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 /// `config validate [FILE] [--envoy DIR]`, the counterpart of the
 /// reference service's `ratelimit_config_check`.
-pub fn validate(file: Option<PathBuf>, envoy: Option<PathBuf>) -> ExitCode {
+pub fn validate(file: Option<PathBuf>, envoy: Option<PathBuf>, merge_domains: bool) -> ExitCode {
     if file.is_none() && envoy.is_none() {
         eprintln!("ratelimitd: give a policy file, --envoy DIR, or both");
         return ExitCode::from(2);
@@ -15,6 +15,8 @@ pub fn validate(file: Option<PathBuf>, envoy: Option<PathBuf>) -> ExitCode {
     let sources = Sources {
         policy_file: file.clone(),
         envoy_dir_flag: envoy.clone(),
+        merge_envoy_domains: merge_domains,
+        ..Sources::default()
     };
     let named = file
         .iter()

@@ -8,7 +8,7 @@ use crate::auth::Authenticator;
 use ratelimitd_engine::Limit;
 use ratelimitd_policy::{
     load_envoy_files, load_partly, overrides_from, sort_in_document_order, ConfigError,
-    ConfigErrors, EnvoyConfig, EnvoyLoad, Format, Policy, SecretSource,
+    ConfigErrors, EnvoyConfig, EnvoyFileOptions, EnvoyLoad, Format, Policy, SecretSource,
 };
 use std::path::{Path, PathBuf};
 
@@ -127,13 +127,15 @@ pub struct LoadedEnvoy {
 impl LoadedEnvoy {
     /// Loads every `*.yaml` / `*.yml` file of `dir` (not hidden ones, such
     /// as Kubernetes' `..data`; symbolic links are followed), all or
-    /// nothing. Returns the loaded files and the harmless oddities to log.
+    /// nothing, as `options` say (merged domains, denied hits). Returns the loaded files and the harmless
+    /// oddities to log.
     pub fn from_dir(
         dir: &Path,
         local_replicas: u64,
+        options: EnvoyFileOptions,
     ) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
         let files = read_envoy_dir(dir)?;
-        Self::from_files(&files, dir.display().to_string(), local_replicas)
+        Self::from_files(&files, dir.display().to_string(), local_replicas, options)
     }
 
     /// The example policy's files, built in.
@@ -142,7 +144,12 @@ impl LoadedEnvoy {
             .iter()
             .map(|(name, text)| (name.to_string(), text.to_string()))
             .collect();
-        Self::from_files(&files, "built in".into(), local_replicas)
+        Self::from_files(
+            &files,
+            "built in".into(),
+            local_replicas,
+            EnvoyFileOptions::default(),
+        )
     }
 
     /// Loads files given as `(name, text)`, all or nothing.
@@ -150,8 +157,9 @@ impl LoadedEnvoy {
         files: &[(String, String)],
         origin: String,
         local_replicas: u64,
+        options: EnvoyFileOptions,
     ) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
-        let EnvoyLoad { config, warnings } = load_envoy_files(files)?;
+        let EnvoyLoad { config, warnings } = load_envoy_files(files, options)?;
         let specs = || {
             config
                 .limits()

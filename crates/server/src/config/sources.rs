@@ -4,7 +4,7 @@
 //! reload.
 
 use super::load::{LoadedEnvoy, LoadedPolicy};
-use ratelimitd_policy::{ConfigError, ConfigErrors};
+use ratelimitd_policy::{ConfigError, ConfigErrors, Format};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +16,22 @@ pub struct Sources {
     pub policy_file: Option<PathBuf>,
     /// `--envoy-config-dir`, which overrides the policy's `envoy.config_dir`.
     pub envoy_dir_flag: Option<PathBuf>,
+    /// `--merge-domain-configs`: several files may configure one domain,
+    /// whatever the policy's `envoy.merge_domains` says.
+    pub merge_envoy_domains: bool,
+    /// The policy made from the reference service's environment
+    /// (`--envoy-compat`), instead of a policy file.
+    pub generated_policy: Option<Arc<GeneratedPolicy>>,
+}
+
+/// A policy written by ratelimitd itself (from the reference service's
+/// environment), loaded as a policy file would be.
+#[derive(Debug, Clone)]
+pub struct GeneratedPolicy {
+    /// What errors and logs call it.
+    pub origin: String,
+    /// The policy, as YAML.
+    pub yaml: String,
 }
 
 /// A configuration read and validated, not yet in force.
@@ -32,13 +48,18 @@ pub struct Loaded {
 impl Sources {
     /// Reads and validates everything; every error, from every file.
     pub fn load(&self) -> Result<Loaded, ConfigErrors> {
-        let policy = match &self.policy_file {
-            Some(path) => LoadedPolicy::from_file(path)?,
-            None => LoadedPolicy::example()?,
+        let policy = match (&self.policy_file, &self.generated_policy) {
+            (Some(path), _) => LoadedPolicy::from_file(path)?,
+            (None, Some(generated)) => {
+                LoadedPolicy::from_text(&generated.yaml, Format::Yaml, &generated.origin)?
+            }
+            (None, None) => LoadedPolicy::example()?,
         };
         let local_replicas = policy.policy.settings.local_replicas;
+        let mut options = policy.policy.envoy.files;
+        options.merge_domains |= self.merge_envoy_domains;
         let envoy = match self.envoy_dir(&policy) {
-            Some(dir) => Some(LoadedEnvoy::from_dir(&dir, local_replicas)?),
+            Some(dir) => Some(LoadedEnvoy::from_dir(&dir, local_replicas, options)?),
             None if self.is_built_in() => Some(LoadedEnvoy::example(local_replicas)?),
             None => None,
         };
@@ -68,6 +89,8 @@ impl Sources {
     /// Whether nothing is read from files: the built-in example policy with
     /// its built-in envoyproxy/ratelimit files.
     pub fn is_built_in(&self) -> bool {
-        self.policy_file.is_none() && self.envoy_dir_flag.is_none()
+        self.policy_file.is_none()
+            && self.generated_policy.is_none()
+            && self.envoy_dir_flag.is_none()
     }
 }

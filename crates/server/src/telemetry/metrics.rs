@@ -7,6 +7,7 @@
 //! files, rule and limit names, backend names, gRPC methods), never from a
 //! request's values, so cardinality is bounded by the configuration.
 
+use super::reference_metrics::ReferenceMetrics;
 use crate::backends::Backends;
 use opentelemetry::metrics::Meter;
 use opentelemetry::KeyValue;
@@ -272,6 +273,8 @@ pub struct Metrics {
     store_reclaimed: Family<BackendLabels, Counter>,
     store_full: Family<StoreFullLabels, Counter>,
     auth_calls: Family<AuthLabels, Counter>,
+    /// The reference service's per-descriptor metrics, when enabled.
+    pub reference: ReferenceMetrics,
     /// One scrape at a time brings the copied counters up to date.
     scrape: Mutex<()>,
     otlp: Option<OtlpInstruments>,
@@ -299,6 +302,7 @@ impl Metrics {
             store_reclaimed: Family::default(),
             store_full: Family::default(),
             auth_calls: Family::default(),
+            reference: ReferenceMetrics::default(),
             scrape: Mutex::new(()),
             otlp: meter.map(OtlpInstruments::new),
         };

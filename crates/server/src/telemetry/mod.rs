@@ -6,6 +6,7 @@
 pub mod events;
 pub mod metrics;
 pub mod otlp;
+pub mod reference_metrics;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;

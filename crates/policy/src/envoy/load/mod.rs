@@ -30,13 +30,43 @@ pub struct EnvoyLoad {
     pub warnings: Vec<ConfigError>,
 }
 
-/// Loads envoyproxy/ratelimit files, given as `(name, text)`: one domain per
-/// file.
-pub fn load_envoy_files(files: &[(String, String)]) -> Result<EnvoyLoad, ConfigErrors> {
+/// How files are read beyond what they say: the reference service's
+/// switches that change the meaning of every file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvoyFileOptions {
+    /// Several files may configure one domain (`MERGE_DOMAIN_CONFIG`).
+    pub merge_domains: bool,
+    /// Denied hits count on limits that do not say (`count_denied`): true
+    /// as in the reference service; false is its
+    /// `STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT`.
+    pub count_denied: bool,
+}
+
+impl Default for EnvoyFileOptions {
+    fn default() -> Self {
+        Self {
+            merge_domains: false,
+            count_denied: true,
+        }
+    }
+}
+
+/// Loads envoyproxy/ratelimit files, given as `(name, text)`.
+///
+/// A domain belongs to one file, unless `options.merge_domains` (the reference
+/// service's `MERGE_DOMAIN_CONFIG`): then each later file of a domain adds
+/// its top-level descriptors to the domain's, and one that is already there
+/// (the same key and value) is an error naming both files, as the
+/// reference service patches and refuses them.
+pub fn load_envoy_files(
+    files: &[(String, String)],
+    options: EnvoyFileOptions,
+) -> Result<EnvoyLoad, ConfigErrors> {
     let mut config = EnvoyConfig::default();
     let mut warnings = Vec::new();
     let mut failures = Vec::new();
     let mut owners: HashMap<String, String> = HashMap::new();
+    let mut node_owners: HashMap<(String, String, String), String> = HashMap::new();
     for (name, text) in files {
         let mut reader = FileReader {
             errors: Errors::new(name),
@@ -44,21 +74,51 @@ pub fn load_envoy_files(files: &[(String, String)]) -> Result<EnvoyLoad, ConfigE
             file: name,
             limits: &mut config.limits,
             fails_closed: &mut config.fails_closed,
+            count_denied: options.count_denied,
         };
         let parsed = reader.file(text);
         warnings.append(&mut reader.warnings);
         let mut errors = reader.errors;
         if let Some((domain, level)) = parsed {
-            if let Some(other) = owners.get(&domain) {
-                errors.push(
+            let claimed: Vec<(String, String)> = top_level_names(&level).collect();
+            match owners.get(&domain) {
+                Some(other) if !options.merge_domains => errors.push(
                     "domain",
                     Some(&domain),
-                    format!("the domain is already configured in {other}"),
-                );
-            } else {
-                owners.insert(domain.clone(), name.clone());
-                config.files.push((name.clone(), domain.clone()));
-                config.domains.insert(domain, level);
+                    format!(
+                        "the domain is already configured in {other} \
+                         (MERGE_DOMAIN_CONFIG merges the files of one domain)"
+                    ),
+                ),
+                Some(_) => {
+                    for (key, value) in &claimed {
+                        let owner = (domain.clone(), key.clone(), value.clone());
+                        if let Some(other) = node_owners.get(&owner) {
+                            errors.push(
+                                "descriptors",
+                                Some(&composite_key(key, value)),
+                                format!(
+                                    "domain `{domain}`: this descriptor is already defined in {other}"
+                                ),
+                            );
+                        }
+                    }
+                    if errors.is_empty() {
+                        let merged = config.domains.entry(domain.clone()).or_default();
+                        merge_level(merged, level);
+                        config.files.push((name.clone(), domain.clone()));
+                    }
+                }
+                None => {
+                    owners.insert(domain.clone(), name.clone());
+                    config.files.push((name.clone(), domain.clone()));
+                    config.domains.insert(domain.clone(), level);
+                }
+            }
+            for (key, value) in claimed {
+                node_owners
+                    .entry((domain.clone(), key, value))
+                    .or_insert_with(|| name.clone());
             }
         }
         if let Err(ConfigErrors(mut found)) = errors.finish(()) {
@@ -80,6 +140,8 @@ struct FileReader<'a> {
     limits: &'a mut Vec<EnvoyLimit>,
     /// Set when a node says `failure_policy: closed`.
     fails_closed: &'a mut bool,
+    /// Whether denied hits count on window limits that do not say.
+    count_denied: bool,
 }
 
 impl FileReader<'_> {
@@ -194,6 +256,11 @@ impl FileReader<'_> {
             });
         *self.fails_closed |= failure_policy == Some(FailurePolicy::Closed);
         let action = self.action(&fields, path);
+        let written_value = match &value {
+            NodeValue::Exact(text) => text.clone(),
+            NodeValue::Pattern(pattern) => pattern_text(pattern),
+            NodeValue::Any => String::new(),
+        };
         let node = Node {
             children: self.descriptors(&fields, path),
             action,
@@ -201,8 +268,10 @@ impl FileReader<'_> {
             quota_mode: self.bool_field(&fields, path, "quota_mode"),
             share_threshold,
             failure_policy,
+            written_value,
+            detailed_metric: self.bool_field(&fields, path, "detailed_metric"),
+            value_to_metric: self.bool_field(&fields, path, "value_to_metric"),
         };
-        self.bool_field(&fields, path, "detailed_metric");
         Some((key, value, node))
     }
 
@@ -236,6 +305,41 @@ impl FileReader<'_> {
                 Some(&key),
                 "another descriptor at this level has the same key and value",
             );
+        }
+    }
+}
+
+/// The key and value text of every node of a level, as a file writes them
+/// (`""` for a key-only node).
+fn top_level_names(level: &Level) -> impl Iterator<Item = (String, String)> + '_ {
+    level.iter().flat_map(|(key, branch)| {
+        let exact = branch.exact.keys().cloned();
+        let patterns = branch.patterns.iter().map(|(p, _)| pattern_text(p));
+        let any = branch.any.iter().map(|_| String::new());
+        exact
+            .chain(patterns)
+            .chain(any)
+            .map(move |value| (key.clone(), value))
+    })
+}
+
+/// The reference service's name for a node: `key_value`, or `key`.
+fn composite_key(key: &str, value: &str) -> String {
+    if value.is_empty() {
+        key.to_string()
+    } else {
+        format!("{key}_{value}")
+    }
+}
+
+/// Adds the nodes of `new` to `merged` (none of them is there already).
+fn merge_level(merged: &mut Level, new: Level) {
+    for (key, branch) in new {
+        let into = merged.entry(key).or_default();
+        into.exact.extend(branch.exact);
+        into.patterns.extend(branch.patterns);
+        if branch.any.is_some() {
+            into.any = branch.any;
         }
     }
 }

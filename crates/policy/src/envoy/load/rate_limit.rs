@@ -138,8 +138,9 @@ impl FileReader<'_> {
         let counts_windows = matches!(algorithm, Algorithm::FixedWindow | Algorithm::SlidingWindow);
         let count_denied = match field(&fields, "count_denied") {
             Some(_) => self.bool_field(&fields, path, "count_denied"),
-            // The reference service counts every hit, denied or not.
-            None => counts_windows,
+            // The reference service counts every hit, denied or not
+            // (unless told not to: `EnvoyFileOptions::count_denied`).
+            None => counts_windows && self.count_denied,
         };
         let count = u64::from(requests_per_unit);
         let burst = match field(&fields, "burst") {

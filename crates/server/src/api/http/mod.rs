@@ -1,7 +1,8 @@
 //! The HTTP port. For apps without gRPC: `POST /v1/check` and
 //! `/v1/inspect` (`v1.rs`). As the reference envoyproxy/ratelimit service
 //! has it: `GET /healthcheck` and `POST /json` (`envoy.rs`). For operators:
-//! `GET /metrics` (Prometheus), `/healthz` (liveness), `/readyz`
+//! `GET /metrics` (Prometheus; `/metrics/reference` the reference
+//! service's metric names), `/healthz` (liveness), `/readyz`
 //! (readiness, following the failure policies) and `/config` (the running
 //! configuration, redacted).
 
@@ -41,6 +42,7 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .route("/healthcheck", get(envoy::healthcheck))
         .route("/json", post(envoy::json))
         .route("/metrics", get(metrics))
+        .route(REFERENCE_METRICS_PATH, get(reference_metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/config", get(config))
@@ -132,6 +134,23 @@ async fn metrics(State(state): State<Arc<ServiceState>>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics().encode(state.backends()),
+    )
+        .into_response()
+}
+
+/// Where the HTTP port serves the reference service's per-descriptor
+/// metrics (`envoy.reference_metrics`).
+pub const REFERENCE_METRICS_PATH: &str = "/metrics/reference";
+
+/// The reference service's metrics, in the Prometheus text format it
+/// serves them in (their names lack OpenMetrics' `_total`).
+pub async fn reference_metrics(State(state): State<Arc<ServiceState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().reference.encode(),
     )
         .into_response()
 }

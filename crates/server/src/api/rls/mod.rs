@@ -13,9 +13,11 @@ mod validate;
 use crate::api::authorize;
 use crate::api::fields::invalid;
 use crate::api::layer::budget;
-use crate::decide;
+use crate::config::LoadedEnvoy;
+use crate::decide::{self, DecidedBy};
 use crate::state::ServiceState;
 use crate::telemetry::metrics::Api;
+use crate::telemetry::reference_metrics::LimitHits;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitService;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
@@ -83,6 +85,16 @@ pub async fn should_rate_limit(
         &decisions,
     );
 
+    if let Some(near_limit_ratio) = envoy_settings.reference_metrics {
+        record_reference_metrics(
+            state,
+            request,
+            envoy,
+            &planned,
+            &decisions,
+            near_limit_ratio,
+        );
+    }
     let statuses = respond::statuses(&verdicts, &planned, &routed, &decisions);
     let overall_code = if respond::is_over_limit(&statuses, &planned) && !settings.shadow_mode {
         Code::OverLimit
@@ -100,4 +112,44 @@ pub async fn should_rate_limit(
         response_headers_to_add,
         ..RateLimitResponse::default()
     })
+}
+
+/// Counts each limit decided by its backend under the reference service's
+/// stats key (a failure policy's answer is no count: the reference answers
+/// those with an error).
+fn record_reference_metrics(
+    state: &ServiceState,
+    request: &RateLimitRequest,
+    envoy: &LoadedEnvoy,
+    planned: &[plan::Planned<'_>],
+    decisions: &decide::Decisions,
+    near_limit_ratio: f32,
+) {
+    for (p, decided) in planned.iter().zip(&decisions.decided) {
+        if decided.by != DecidedBy::Backend {
+            continue;
+        }
+        let entries: Vec<(&str, &str)> = request.descriptors[p.descriptor]
+            .entries
+            .iter()
+            .map(|entry| (entry.key.as_str(), entry.value.as_str()))
+            .collect();
+        let Some(stats_key) = envoy
+            .config
+            .metric_key(&request.domain, &entries, p.is_override())
+        else {
+            continue;
+        };
+        state.metrics().reference.record(
+            &stats_key,
+            near_limit_ratio,
+            LimitHits {
+                hits: p.hits,
+                limit: decided.outcome.limit,
+                remaining: decided.outcome.remaining,
+                over_limit: decided.outcome.over_limit,
+                shadow: p.shadow,
+            },
+        );
+    }
 }

@@ -116,7 +116,7 @@ pub(super) fn plan<'c>(
                     key,
                     reported: reported(None, requests_per_unit, Some(unit)),
                     shadow: false,
-                    quota_mode: false,
+                    quota_mode: envoy_settings.quota_mode,
                     failure_policy: envoy_settings.failure_policy,
                     hits,
                 });
@@ -130,7 +130,7 @@ pub(super) fn plan<'c>(
                         key,
                         reported: reported(limit.name.clone(), limit.requests_per_unit, limit.unit),
                         shadow: matched.shadow,
-                        quota_mode: matched.quota_mode,
+                        quota_mode: matched.quota_mode || envoy_settings.quota_mode,
                         failure_policy: matched
                             .failure_policy
                             .unwrap_or(envoy_settings.failure_policy),
@@ -221,7 +221,11 @@ pub(super) fn route<'a>(
                     // is the count (after adding nothing) over the limit?
                     probe: Probe::Count,
                 },
-                backend: envoy_settings.backend,
+                backend: if p.unit() == Some(Unit::Second) {
+                    envoy_settings.per_second_backend
+                } else {
+                    envoy_settings.backend
+                },
                 failure_policy: p.failure_policy,
                 local_limit,
                 label: p.label(),
@@ -232,6 +236,20 @@ pub(super) fn route<'a>(
 }
 
 impl Planned<'_> {
+    /// Whether its limit is the request's own `limit` override.
+    pub(super) fn is_override(&self) -> bool {
+        matches!(self.source, Source::Override(..))
+    }
+
+    /// The unit of its limit (none for a `window:` of ours), which sends
+    /// per-second limits to `envoy.per_second_backend`.
+    fn unit(&self) -> Option<Unit> {
+        match self.source {
+            Source::File(limit) => limit.unit,
+            Source::Override(_, unit) => Some(unit),
+        }
+    }
+
     /// Its name in metrics and denial events: the limit's `name`, else its
     /// place in the file; `override` for a request's own limit.
     fn label(&self) -> &str {
