@@ -474,3 +474,67 @@ fn without_merging_a_second_file_of_a_domain_is_the_reference_error() {
         "key2.yaml: domain: the domain is already configured in key1.yaml (MERGE_DOMAIN_CONFIG merges the files of one domain) (value: \"merge\")"
     );
 }
+
+#[test]
+fn metric_keys_are_the_reference_stats_keys() {
+    let config = load(
+        r#"
+domain: web
+descriptors:
+  - key: path
+    value: "/api/*"
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: path
+    value: "/v2/*"
+    value_to_metric: true
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: remote_address
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: tenant
+    value: "t-*"
+    share_threshold: true
+    descriptors:
+      - key: user
+        detailed_metric: true
+        rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: plan
+    value: gold
+    descriptors:
+      - key: user
+        detailed_metric: true
+        rate_limit: {unit: minute, requests_per_unit: 5}
+"#,
+    );
+    let key = |entries: &[(&str, &str)], is_override: bool| {
+        config.metric_key("web", entries, is_override)
+    };
+    assert_eq!(
+        key(&[("path", "/api/x")], false).as_deref(),
+        Some("web.path_/api/*")
+    );
+    assert_eq!(
+        key(&[("path", "/v2/x")], false).as_deref(),
+        Some("web.path_/v2/x")
+    );
+    assert_eq!(
+        key(&[("remote_address", "10.1.2.3")], false).as_deref(),
+        Some("web.remote_address")
+    );
+    assert_eq!(
+        key(&[("tenant", "t-1"), ("user", "a:b")], false).as_deref(),
+        Some("web.tenant_t-*.user_a_b")
+    );
+    assert_eq!(
+        key(&[("plan", "gold"), ("user", "bob")], false).as_deref(),
+        Some("web.plan_gold.user_bob")
+    );
+    assert_eq!(
+        key(&[("remote_address", "10.1.2.3")], true).as_deref(),
+        Some("web.remote_address_10_1_2_3")
+    );
+    assert_eq!(key(&[("nothing", "x")], false), None);
+    assert_eq!(
+        config.metric_key("other", &[("path", "/api/x")], false),
+        None
+    );
+}
