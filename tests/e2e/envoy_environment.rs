@@ -222,7 +222,7 @@ fn without_merge_domain_config_a_second_file_of_a_domain_is_the_duplicate_domain
     let dir = runtime.config_dir().display().to_string();
     let stderr = runtime.serve_failing(&[]);
     let expected = format!(
-        "{dir}/key2.yaml: domain: the domain is already configured in {dir}/key1.yaml (MERGE_DOMAIN_CONFIG merges the files of one domain) (value: \"merged\")"
+        "{dir}/key2.yaml: domain: the domain is already configured in {dir}/key1.yaml (value: \"merged\")"
     );
     assert!(stderr.contains(&expected), "{stderr}");
     // And `config validate` says the same, or OK with the flag.

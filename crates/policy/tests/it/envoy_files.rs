@@ -316,7 +316,7 @@ fn every_reference_load_error_is_reported_with_file_and_path() {
     );
     assert_eq!(
         errors(&[("a.yaml", "domain: x"), ("b.yaml", "domain: x")]),
-        "b.yaml: domain: the domain is already configured in a.yaml (MERGE_DOMAIN_CONFIG merges the files of one domain) (value: \"x\")"
+        "b.yaml: domain: the domain is already configured in a.yaml (value: \"x\")"
     );
     assert_eq!(
         one_error(
@@ -471,7 +471,7 @@ fn merged_domains_refuse_a_descriptor_defined_twice_naming_both_files() {
 fn without_merging_a_second_file_of_a_domain_is_the_reference_error() {
     assert_eq!(
         errors(&[("key1.yaml", MERGE_KEY1), ("key2.yaml", MERGE_KEY2)]),
-        "key2.yaml: domain: the domain is already configured in key1.yaml (MERGE_DOMAIN_CONFIG merges the files of one domain) (value: \"merge\")"
+        "key2.yaml: domain: the domain is already configured in key1.yaml (value: \"merge\")"
     );
 }
 

@@ -85,10 +85,7 @@ pub fn load_envoy_files(
                 Some(other) if !options.merge_domains => errors.push(
                     "domain",
                     Some(&domain),
-                    format!(
-                        "the domain is already configured in {other} \
-                         (MERGE_DOMAIN_CONFIG merges the files of one domain)"
-                    ),
+                    format!("the domain is already configured in {other}"),
                 ),
                 Some(_) => {
                     for (key, value) in &claimed {
