@@ -499,3 +499,43 @@ ratelimit_service_rate_limit_shadow_mode{domain=\"web\",key1=\"user_alice\"} 0
     .await;
     assert_eq!((status, body.as_str()), (200, expected));
 }
+
+#[tokio::test]
+async fn run_as_ratelimit_it_serves_the_environment_with_the_reference_log_format() {
+    let runtime = Runtime::new(&[("basic.yaml", BASIC)]);
+    // The image links the reference's `/bin/ratelimit` to ratelimitd.
+    let link = runtime.dir.path().join("ratelimit");
+    std::os::unix::fs::symlink(BINARY, &link).unwrap();
+    let mut command = Command::new(&link);
+    command
+        .env_clear()
+        .envs(runtime.env(&[("LOG_FORMAT", "json".into()), ("LOG_LEVEL", "info".into())]));
+    let process = ServeProcess::start(command);
+    let line: serde_json::Value = serde_json::from_str(&process.startup_line)
+        .unwrap_or_else(|_| panic!("not JSON: {}", process.startup_line));
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(
+        ask(&process.addr, "basic", &[&[("key1", "j")]]).await,
+        "OK OK/2"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_file_under_the_runtime_root_is_reloaded() {
+    let runtime = Runtime::new(&[("basic.yaml", BASIC)]);
+    let process = runtime.serve(&[]);
+    assert_eq!(
+        ask(&process.addr, "basic", &[&[("key1", "r")]]).await,
+        "OK OK/2"
+    );
+    std::fs::write(
+        runtime.config_dir().join("basic.yaml"),
+        BASIC.replace("requests_per_unit: 3", "requests_per_unit: 30"),
+    )
+    .unwrap();
+    process.wait_for_log(&["configuration reloaded"]);
+    assert_eq!(
+        ask(&process.addr, "basic", &[&[("key1", "r")]]).await,
+        "OK OK/28"
+    );
+}

@@ -226,7 +226,7 @@ impl ServeProcess {
 
     /// Runs `command` with stderr piped and waits for the line announcing
     /// its addresses.
-    fn start(mut command: Command) -> Self {
+    pub fn start(mut command: Command) -> Self {
         let mut child = command
             .stderr(Stdio::piped())
             .spawn()
