@@ -539,3 +539,38 @@ async fn a_changed_file_under_the_runtime_root_is_reloaded() {
         "OK OK/28"
     );
 }
+
+/// The spans a binary run as the reference exported, with `TRACING_*` and
+/// the collector's endpoint: `ShouldRateLimit` names, after SIGTERM's flush.
+async fn exported_spans(sampling_rate: &str) -> Vec<String> {
+    let (addr, spans, _) = crate::telemetry::receiver::start().await;
+    let runtime = Runtime::new(&[("basic.yaml", BASIC)]);
+    let mut process = runtime.serve(&[
+        ("TRACING_ENABLED", "true".into()),
+        ("TRACING_SAMPLING_RATE", sampling_rate.into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+    ]);
+    ask(&process.addr, "basic", &[&[("key1", "t")]]).await;
+    process.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || process.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let names = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, _, _)| name.clone())
+        .collect();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_variables_drive_the_otlp_export() {
+    let sampled = exported_spans("1").await;
+    assert!(
+        sampled.iter().any(|name| name == "ShouldRateLimit"),
+        "{sampled:?}"
+    );
+    assert_eq!(exported_spans("0").await, Vec::<String>::new());
+}

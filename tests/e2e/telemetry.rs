@@ -52,7 +52,7 @@ async fn a_check_limit_span_has_a_backend_child() {
 /// An OTLP receiver on loopback, keeping `(name, span id, parent span id)`
 /// of every span and `(metric, attributes, value)` of every integer sum
 /// point it is sent.
-mod receiver {
+pub(crate) mod receiver {
     use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
         MetricsService, MetricsServiceServer,
     };

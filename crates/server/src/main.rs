@@ -35,6 +35,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The reference's TRACING_* as OpenTelemetry variables, set while this
+    // is the only thread, before the exporters read them.
+    for (name, value) in compat.iter().flat_map(|environment| &environment.otel) {
+        std::env::set_var(name, value);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -41,6 +41,9 @@ pub struct EnvoyEnvironment {
     pub log_filter: Option<String>,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
+    /// The OpenTelemetry variables `TRACING_*` stand for, to set before
+    /// the exporters start (those already set are left alone).
+    pub otel: Vec<(&'static str, String)>,
     /// Variables set that ratelimitd does not act on, each with what to
     /// use instead.
     pub not_acted_on: Vec<(String, &'static str)>,
@@ -77,6 +80,7 @@ impl EnvoyEnvironment {
         let log_json = vars
             .text("LOG_FORMAT")
             .is_some_and(|format| format.eq_ignore_ascii_case("json"));
+        let otel = otel(&mut vars);
         let not_acted_on = notices::not_acted_on(vars.names());
         if !vars.errors.is_empty() {
             return Err(vars.errors);
@@ -95,6 +99,7 @@ impl EnvoyEnvironment {
             prometheus,
             log_filter,
             log_json,
+            otel,
             not_acted_on,
         })
     }
@@ -220,6 +225,45 @@ fn listen_address(vars: &mut Vars, variable: &str, text: &str) -> Option<SocketA
             None
         }
     }
+}
+
+/// With `TRACING_ENABLED=true`, the OpenTelemetry variables its
+/// `TRACING_*` settings stand for: spans to `localhost:4317` unless an
+/// endpoint is set, the service name, namespace and instance id, and the
+/// sampling rate.
+fn otel(vars: &mut Vars) -> Vec<(&'static str, String)> {
+    if !vars.flag("TRACING_ENABLED") {
+        return Vec::new();
+    }
+    let mut otel = Vec::new();
+    if vars.text("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        otel.push((
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://localhost:4317".to_string(),
+        ));
+    }
+    otel.push((
+        "OTEL_SERVICE_NAME",
+        vars.text("TRACING_SERVICE_NAME")
+            .unwrap_or_else(|| "RateLimit".into()),
+    ));
+    let attributes: Vec<String> = [
+        ("TRACING_SERVICE_NAMESPACE", "service.namespace"),
+        ("TRACING_SERVICE_INSTANCE_ID", "service.instance.id"),
+    ]
+    .iter()
+    .filter_map(|(variable, attribute)| Some(format!("{attribute}={}", vars.text(variable)?)))
+    .chain(vars.text("OTEL_RESOURCE_ATTRIBUTES"))
+    .collect();
+    if !attributes.is_empty() {
+        otel.push(("OTEL_RESOURCE_ATTRIBUTES", attributes.join(",")));
+    }
+    if let Some(rate) = vars.ratio("TRACING_SAMPLING_RATE") {
+        otel.push(("OTEL_TRACES_SAMPLER", "traceidratio".into()));
+        otel.push(("OTEL_TRACES_SAMPLER_ARG", rate.to_string()));
+    }
+    otel.retain(|(name, _)| *name == "OTEL_RESOURCE_ATTRIBUTES" || vars.text(name).is_none());
+    otel
 }
 
 /// The reference's log levels (logrus) as a log filter.
@@ -359,10 +403,45 @@ mod tests {
             .iter()
             .map(|(name, _)| name.as_str())
             .collect();
-        assert_eq!(names, ["STATSD_HOST", "TRACING_ENABLED"]);
-        assert!(environment.not_acted_on[1]
-            .1
-            .contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+        assert_eq!(names, ["STATSD_HOST"]);
+        assert!(environment.not_acted_on[0].1.contains("scrape /metrics"));
+    }
+
+    #[test]
+    fn tracing_variables_become_the_opentelemetry_ones() {
+        let environment = read(&[
+            ("TRACING_ENABLED", "true"),
+            ("TRACING_SERVICE_NAMESPACE", "edge"),
+            ("TRACING_SAMPLING_RATE", "0.25"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=platform"),
+        ])
+        .unwrap();
+        assert_eq!(
+            environment.otel,
+            [
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://localhost:4317".to_string()
+                ),
+                ("OTEL_SERVICE_NAME", "RateLimit".into()),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "service.namespace=edge,team=platform".into()
+                ),
+                ("OTEL_TRACES_SAMPLER", "traceidratio".into()),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25".into()),
+            ]
+        );
+        let given = read(&[
+            ("TRACING_ENABLED", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_SERVICE_NAME", "edge-limits"),
+            ("TRACING_SERVICE_NAME", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(given.otel, []);
+        let off = read(&[("TRACING_SERVICE_NAME", "x")]).unwrap();
+        assert_eq!(off.otel, []);
     }
 
     #[test]

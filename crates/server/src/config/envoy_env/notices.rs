@@ -36,12 +36,7 @@ const NOT_ACTED_ON: &[(&str, &str)] = &[
     ("REDIS_PERSECOND_SENTINEL_AUTH", "passwords for the sentinels themselves are not supported"),
     ("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", "hostnames are always verified: give the CA with REDIS_TLS_CACERT"),
     ("RESPONSE_DYNAMIC_METADATA", "dynamic metadata is not returned"),
-    ("TRACING_ENABLED", "spans are exported over OTLP/gRPC when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set"),
-    ("TRACING_SERVICE_NAME", "set OTEL_SERVICE_NAME (the OpenTelemetry variable) instead"),
-    ("TRACING_SERVICE_NAMESPACE", "set OTEL_RESOURCE_ATTRIBUTES=service.namespace=... instead"),
-    ("TRACING_SERVICE_INSTANCE_ID", "set OTEL_RESOURCE_ATTRIBUTES=service.instance.id=... instead"),
-    ("TRACING_EXPORTER_PROTOCOL", "spans are exported over OTLP/gRPC only: point OTEL_EXPORTER_OTLP_TRACES_ENDPOINT at the collector's gRPC port"),
-    ("TRACING_SAMPLING_RATE", "set OTEL_TRACES_SAMPLER=traceidratio and OTEL_TRACES_SAMPLER_ARG instead"),
+    ("TRACING_EXPORTER_PROTOCOL", "spans are exported over OTLP/gRPC only (default endpoint localhost:4317): point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's gRPC port"),
 ];
 
 /// `(variable, what to do instead)` for each variable set in `names` that
