@@ -13,6 +13,6 @@ pub use engine::{
     breaker_options, deny_cache_options, memory_store_options, override_limits, redis_options,
     request_limits,
 };
-pub use envoy_env::{EnvoyEnvironment, ENVIRONMENT_ORIGIN};
+pub use envoy_env::EnvoyEnvironment;
 pub use load::{LoadedEnvoy, LoadedPolicy, EXAMPLE_POLICY_NAME, EXAMPLE_POLICY_PATH};
 pub use sources::{GeneratedPolicy, Loaded, Sources};

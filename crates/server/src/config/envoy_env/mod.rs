@@ -23,7 +23,7 @@ use std::sync::Arc;
 use vars::Vars;
 
 /// What errors and logs call the generated policy.
-pub const ENVIRONMENT_ORIGIN: &str = "the envoyproxy/ratelimit environment";
+const ENVIRONMENT_ORIGIN: &str = "the envoyproxy/ratelimit environment";
 
 /// The reference service's environment, read.
 #[derive(Debug, Clone)]
