@@ -49,10 +49,9 @@ pub async fn start(
     for (variable, advice) in &environment.not_acted_on {
         tracing::warn!(variable = %variable, "envoyproxy/ratelimit variable not acted on: {advice}");
     }
-    tracing::info!(
-        config_dir = ?environment.sources.envoy_dir_flag,
-        "serving the envoyproxy/ratelimit environment"
-    );
+    if let Some(dir) = &environment.sources.envoy_dir_flag {
+        tracing::info!(config_dir = %dir.display(), "serving the envoyproxy/ratelimit environment");
+    }
     let Some((addr, path)) = &environment.prometheus else {
         return Ok(());
     };

@@ -4,6 +4,10 @@
 
 /// `(variable or prefix ending in `*`, what to do instead)`.
 const NOT_ACTED_ON: &[(&str, &str)] = &[
+    ("RUNTIME_WATCH_ROOT", "the config directory itself is watched (ConfigMap `..data` swaps included); a symlink swap above it needs SIGHUP"),
+    ("RUNTIME_IGNOREDOTFILES", "dot files are always skipped"),
+    ("FORCE_START_WITHOUT_INITIAL_CONFIG", "not needed: the files are loaded before serving; an empty directory serves no domain"),
+    ("HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", "not needed: health is SERVING only with the configuration loaded, as it is from the start"),
     ("USE_STATSD", "statsd is not supported: scrape /metrics on the HTTP port (USE_PROMETHEUS=true adds the reference's metric names)"),
     ("STATSD_*", "statsd is not supported: scrape /metrics on the HTTP port"),
     ("USE_DOG_STATSD*", "DogStatsD is not supported: scrape /metrics, or export OTLP metrics (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)"),
