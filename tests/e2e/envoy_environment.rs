@@ -255,7 +255,7 @@ fn without_merge_domain_config_a_second_file_of_a_domain_is_the_duplicate_domain
     assert!(merged.status.success(), "{merged:?}");
     assert_eq!(
         String::from_utf8_lossy(&merged.stdout),
-        format!("{dir}: OK (2 envoy domains, 2 envoy limits)\n")
+        format!("{dir}: OK (1 envoy domains, 2 envoy limits)\n")
     );
 }
 

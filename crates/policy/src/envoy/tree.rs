@@ -145,6 +145,12 @@ impl EnvoyConfig {
         &self.limits
     }
 
+    /// How many domains the files configure (fewer than files when
+    /// several merge into one).
+    pub fn domain_count(&self) -> usize {
+        self.domains.len()
+    }
+
     /// The files loaded, each with its domain, in load order.
     pub fn files(&self) -> &[(String, String)] {
         &self.files

@@ -40,7 +40,7 @@ pub fn validate(file: Option<PathBuf>, envoy: Option<PathBuf>, merge_domains: bo
             if let Some(envoy) = &loaded.envoy {
                 parts.push(format!(
                     "{} envoy domains, {} envoy limits",
-                    envoy.config.files().len(),
+                    envoy.config.domain_count(),
                     envoy.config.limits().len()
                 ));
             }
