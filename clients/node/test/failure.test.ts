@@ -15,8 +15,10 @@ import { Service } from "./support.js";
 describe("when the service is gone", () => {
   let target: string;
   const clients: RatelimitdClient[] = [];
+  // A refused connection is UNAVAILABLE at once; the generous deadline keeps
+  // a loaded machine from turning it into DEADLINE_EXCEEDED first.
   const connect = (options: Partial<RatelimitdClientOptions>) => {
-    const client = new RatelimitdClient({ target, domain: "web", ...options });
+    const client = new RatelimitdClient({ target, domain: "web", timeoutMs: 5000, ...options });
     clients.push(client);
     return client;
   };
