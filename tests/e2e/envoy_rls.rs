@@ -683,6 +683,7 @@ async fn a_reload_keeps_the_last_good_config_and_every_count() {
         support::TestOptions {
             envoy_dir: Some(&envoy_dir),
             no_watch: true,
+            ..support::TestOptions::default()
         },
     )
     .await;

@@ -32,6 +32,12 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
     });
     let grpc_listeners = GrpcListeners::bind(args.grpc_addr, threads)
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+    let admin_listeners = args
+        .admin_addr
+        .map(|addr| {
+            GrpcListeners::bind(addr, 1).with_context(|| format!("cannot listen on {addr}"))
+        })
+        .transpose()?;
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.http_addr))?;
@@ -39,6 +45,8 @@ pub async fn serve(args: ServeArgs, meter: Option<Meter>) -> anyhow::Result<Exit
         sources,
         watch_files: !args.no_watch,
         grpc_listeners,
+        admin_listeners,
+        limits: args.limits.limits(),
         http_listener,
         shutdown: Shutdown {
             drain_delay: args.drain_delay,

@@ -9,6 +9,8 @@ mod envoy;
 mod v1;
 
 use crate::api::config_view::running_config;
+use crate::api::limits::{ConnectionSlots, Limits};
+use axum::extract::DefaultBodyLimit;
 use crate::state::ServiceState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -19,8 +21,9 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The HTTP routes over `state`.
-pub fn router(state: Arc<ServiceState>) -> Router {
+/// The HTTP routes over `state`, reading bodies of at most
+/// `max_body_bytes` (413 beyond).
+pub fn router(state: Arc<ServiceState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/check", post(v1::check))
         .route("/v1/inspect", post(v1::inspect))
@@ -30,16 +33,20 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/config", get(config))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
-/// Serves the HTTP port on `listener` until `stop` resolves.
+/// Serves the HTTP port on `listener` within `limits` until `stop`
+/// resolves.
 pub async fn serve(
     listener: TcpListener,
+    limits: Limits,
     state: Arc<ServiceState>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let listener = ConnectionSlots::new(limits.max_connections).guard(listener);
+    axum::serve(listener, router(state, limits.max_body_bytes))
         .with_graceful_shutdown(stop)
         .await
 }
