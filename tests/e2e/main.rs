@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod declared;
 mod deploy;

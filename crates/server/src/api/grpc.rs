@@ -141,12 +141,9 @@ pub async fn serve(
                         runtime.block_on(async move {
                             let listener = slots.guard(TcpListener::from_std(socket)?);
                             router(&state, health_service, services, &limits)?
-                                .serve_with_incoming_shutdown(
-                                    listener.incoming(),
-                                    async move {
-                                        let _ = closed.wait_for(|closed| *closed).await;
-                                    },
-                                )
+                                .serve_with_incoming_shutdown(listener.incoming(), async move {
+                                    let _ = closed.wait_for(|closed| *closed).await;
+                                })
                                 .await?;
                             Ok(())
                         })

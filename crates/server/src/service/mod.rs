@@ -93,7 +93,10 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
     ));
     let grpc_addr = options.grpc_listeners.local_addr();
     let http_addr = options.http_listener.local_addr()?;
-    let admin_addr = options.admin_listeners.as_ref().map(GrpcListeners::local_addr);
+    let admin_addr = options
+        .admin_listeners
+        .as_ref()
+        .map(GrpcListeners::local_addr);
     tracing::info!(
         %grpc_addr,
         %http_addr,

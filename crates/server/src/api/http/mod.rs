@@ -10,8 +10,8 @@ mod v1;
 
 use crate::api::config_view::running_config;
 use crate::api::limits::{ConnectionSlots, Limits};
-use axum::extract::DefaultBodyLimit;
 use crate::state::ServiceState;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
