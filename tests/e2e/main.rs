@@ -14,6 +14,7 @@ mod docs_examples;
 mod envoy_rls;
 mod ext_authz;
 mod grpc_e2e;
+mod limits;
 mod operations;
 mod redis_e2e;
 mod resilience_e2e;
