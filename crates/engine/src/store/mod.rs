@@ -13,6 +13,9 @@ pub use redis::{
     RedisOptions, RedisStore, RedisStoreStats, RedisTls, RedisTopology, TimeSource, SCRIPT,
 };
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use redis::parse_reply;
+
 use crate::decision::{Check, Decision};
 use async_trait::async_trait;
 

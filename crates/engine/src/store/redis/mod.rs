@@ -284,7 +284,7 @@ fn check_args(check: &Check<'_>) -> impl Iterator<Item = String> {
 
 /// `{allowed, (over, remaining, reset_after, retry_after) × n}`, one check
 /// per limit in `limits` (the capacities, which the reply leaves out).
-fn parse_reply(
+pub(crate) fn parse_reply(
     reply: &[i64],
     limits: impl ExactSizeIterator<Item = u64>,
 ) -> Option<(bool, Vec<Outcome>)> {
