@@ -132,18 +132,14 @@ rules:
     for _ in 0..5 {
         assert!(!check(&mut client, &acme).await.allowed);
     }
-    let cache_lines = || async {
-        let (_, text) = support::http(server.http_addr, "GET", "/metrics", "").await;
-        let mut lines: Vec<String> = text
-            .lines()
-            .filter(|line| {
-                line.starts_with("ratelimitd_deny_cache_entries")
-                    || line.starts_with("ratelimitd_deny_cache_requests_total")
-            })
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
+    let cache_lines = || {
+        support::metric_lines(
+            server.http_addr,
+            &[
+                "ratelimitd_deny_cache_entries",
+                "ratelimitd_deny_cache_requests_total",
+            ],
+        )
     };
     assert_eq!(
         cache_lines().await,

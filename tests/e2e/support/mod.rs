@@ -337,6 +337,19 @@ pub async fn http_response(addr: SocketAddr, method: &str, path: &str, body: &st
     parse_response(&response)
 }
 
+/// The lines of `/metrics` at `addr` that start with one of `prefixes`,
+/// sorted.
+pub async fn metric_lines(addr: SocketAddr, prefixes: &[&str]) -> Vec<String> {
+    let (_, text) = http(addr, "GET", "/metrics", "").await;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| prefixes.iter().any(|prefix| line.starts_with(prefix)))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// A whole HTTP/1 response's status code and body.
 pub fn status_and_body(response: &str) -> (u16, String) {
     let response = parse_response(response);
