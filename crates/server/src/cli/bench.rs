@@ -314,6 +314,10 @@ mod tests {
             seen.sort_unstable();
             assert_eq!(seen, (0..keys).collect::<Vec<_>>(), "{keys} keys");
         }
-        assert_ne!(Spread::new(10_000).key(1), 1, "consecutive calls are spread");
+        assert_ne!(
+            Spread::new(10_000).key(1),
+            1,
+            "consecutive calls are spread"
+        );
     }
 }
