@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod declared;
 mod deploy;
@@ -14,6 +15,7 @@ mod envoy_environment;
 mod envoy_rls;
 mod ext_authz;
 mod grpc_e2e;
+mod limits;
 mod operations;
 mod redis_e2e;
 mod resilience_e2e;

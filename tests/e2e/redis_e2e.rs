@@ -161,18 +161,11 @@ rules:
         (later.retry_after_ms, later.statuses[0].remaining),
         (50_000, 0)
     );
-    let metrics = || async {
-        let (_, text) = support::http(server.http_addr, "GET", "/metrics", "").await;
-        let mut lines: Vec<String> = text
-            .lines()
-            .filter(|line| {
-                line.starts_with("ratelimitd_deny_cache")
-                    || line.starts_with("ratelimitd_backend_calls_total")
-            })
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
+    let metrics = || {
+        support::metric_lines(
+            server.http_addr,
+            &["ratelimitd_deny_cache", "ratelimitd_backend_calls_total"],
+        )
     };
     assert_eq!(
         metrics().await,

@@ -62,6 +62,10 @@ impl Store for DeniesAll {
             outcomes: checks.iter().map(denied).collect(),
         })
     }
+
+    async fn reset(&self, keys: &[&str], _now: u64) -> Result<Vec<bool>, StoreError> {
+        Ok(vec![false; keys.len()])
+    }
 }
 
 /// Resident set size in bytes (pages of 4096 bytes in /proc/self/statm).

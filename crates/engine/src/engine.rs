@@ -30,6 +30,12 @@ impl Engine {
         self.stores[backend].decide(checks, now).await
     }
 
+    /// Deletes the counters of `keys` in backend `backend` (see
+    /// [`Store::reset`]): per key, whether a live counter was deleted.
+    pub async fn reset_on(&self, backend: usize, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        self.stores[backend].reset(keys, self.now()).await
+    }
+
     /// The name of backend `backend`.
     pub fn backend_name(&self, backend: usize) -> &str {
         self.stores[backend].name()

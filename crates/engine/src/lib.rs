@@ -36,3 +36,20 @@ pub use store::{
     MemoryStoreStats, RedisOptions, RedisStore, RedisStoreStats, RedisTls, RedisTopology, Store,
     StoreError, TimeSource, WhenFull, SCRIPT,
 };
+
+/// Internals the fuzz targets (`fuzz/`) drive directly; only with the
+/// `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use crate::Outcome;
+
+    /// Decodes the Redis script's reply (`{allowed, (over, remaining,
+    /// reset_after, retry_after) × n}`) for limits of `capacities`: the
+    /// decision, or `None` for a reply of another shape.
+    pub fn parse_script_reply(
+        reply: &[i64],
+        capacities: impl ExactSizeIterator<Item = u64>,
+    ) -> Option<(bool, Vec<Outcome>)> {
+        crate::store::parse_reply(reply, capacities)
+    }
+}

@@ -6,6 +6,7 @@ use ratelimitd_engine::{Clock, ManualClock};
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, DescriptorEntry};
 use ratelimitd_server::api::grpc::{GrpcListeners, Shutdown};
+use ratelimitd_server::api::limits::Limits;
 use ratelimitd_server::config::Sources;
 use ratelimitd_server::service::{self, ServiceOptions};
 use ratelimitd_server::state::ServiceState;
@@ -28,6 +29,9 @@ pub const EPOCH_MICROS: u64 = 1_795_478_400_000_000;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where Admin is served when `TestOptions::admin_port` asked for a
+    /// port of its own.
+    pub admin_addr: Option<SocketAddr>,
     pub clock: Arc<ManualClock>,
     pub state: Arc<ServiceState>,
     /// Holds the policy file (`policy.yaml`) while the server runs.
@@ -46,6 +50,10 @@ pub struct TestOptions<'a> {
     pub no_watch: bool,
     /// TLS on both ports.
     pub tls: Option<ratelimitd_server::tls::TlsFiles>,
+    /// Serve Admin on a port of its own (`admin_addr`).
+    pub admin_port: bool,
+    /// The listeners' resource limits (default: the service's).
+    pub limits: Limits,
 }
 
 impl TestServer {
@@ -85,6 +93,10 @@ impl TestServer {
                 sources: sources.clone(),
                 watch_files: !options.no_watch,
                 grpc_listeners: GrpcListeners::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap(),
+                admin_listeners: options
+                    .admin_port
+                    .then(|| GrpcListeners::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap()),
+                limits: options.limits,
                 http_listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
                 shutdown: Shutdown {
                     drain_delay: Duration::ZERO,
@@ -99,14 +111,19 @@ impl TestServer {
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
         let (stop, stopped) = oneshot::channel();
-        let (addr, http_addr, state) =
-            (service.grpc_addr, service.http_addr, service.state.clone());
+        let (addr, http_addr, admin_addr, state) = (
+            service.grpc_addr,
+            service.http_addr,
+            service.admin_addr,
+            service.state.clone(),
+        );
         let task = tokio::spawn(service.run(async {
             stopped.await.ok();
         }));
         Self {
             addr,
             http_addr,
+            admin_addr,
             clock,
             state,
             _policy_dir: dir,
@@ -358,6 +375,19 @@ where
     // A TLS peer may close without close_notify after the response.
     let _ = stream.read_to_end(&mut response).await;
     parse_response(&String::from_utf8_lossy(&response))
+}
+
+/// The lines of `/metrics` at `addr` that start with one of `prefixes`,
+/// sorted.
+pub async fn metric_lines(addr: SocketAddr, prefixes: &[&str]) -> Vec<String> {
+    let (_, text) = http(addr, "GET", "/metrics", "").await;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| prefixes.iter().any(|prefix| line.starts_with(prefix)))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// A whole HTTP/1 response's status code and body.

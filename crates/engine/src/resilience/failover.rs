@@ -49,4 +49,34 @@ impl Store for FailoverStore {
             format!("every backend failed: {}", failures.join("; ")),
         ))
     }
+
+    /// Resets the counters in every member (each may hold its own from a
+    /// time it decided); a key counts as reset if any member held it. Any
+    /// member failing fails the reset, since its counters are left.
+    async fn reset(&self, keys: &[&str], now: u64) -> Result<Vec<bool>, StoreError> {
+        let results = futures_util::future::join_all(
+            self.members.iter().map(|member| member.reset(keys, now)),
+        )
+        .await;
+        let mut held = vec![false; keys.len()];
+        let mut failures = Vec::new();
+        for result in results {
+            match result {
+                Ok(member_held) => {
+                    for (any, this) in held.iter_mut().zip(member_held) {
+                        *any |= this;
+                    }
+                }
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(held)
+        } else {
+            Err(StoreError::new(
+                &self.name,
+                format!("cannot reset in every member: {}", failures.join("; ")),
+            ))
+        }
+    }
 }

@@ -137,4 +137,18 @@ impl Store for GuardedStore {
             }
         }
     }
+
+    /// Forwarded within the timeout, but not through the breaker: an
+    /// operator's reset is tried even while decisions are kept away, and its
+    /// outcome is no evidence of the backend's health for them.
+    async fn reset(&self, keys: &[&str], now: u64) -> Result<Vec<bool>, StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.reset(keys, now))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::new(
+                    self.inner.name(),
+                    format!("no answer within {:?}", self.timeout),
+                ))
+            })
+    }
 }

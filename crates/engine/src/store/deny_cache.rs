@@ -360,4 +360,18 @@ impl Store for DenyCacheStore {
         self.learn(checks, &batch, &generations, &decision, now);
         Ok(decision)
     }
+
+    /// Resets in the store, then forgets the counters' denials, even if
+    /// the store failed (it may have deleted some). Each counter's
+    /// generation moves first, so a denial learned from a decision made
+    /// before the reset but arriving after it is not kept (see `learn`).
+    async fn reset(&self, keys: &[&str], now: u64) -> Result<Vec<bool>, StoreError> {
+        let reset = self.inner.reset(keys, now).await;
+        for key in keys {
+            let hash = KeyHash::of(key, self.seed);
+            self.generation(hash).fetch_add(1, Ordering::SeqCst);
+            self.denials.remove(&hash);
+        }
+        reset
+    }
 }

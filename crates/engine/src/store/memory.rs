@@ -258,6 +258,23 @@ impl MemoryStore {
         }
     }
 
+    /// Deletes the counters of `keys` (see [`Store::reset`]). A request
+    /// holding one of them at that moment finds it reclaimed and looks its
+    /// key up again, as after a sweep.
+    pub fn reset_at(&self, keys: &[&str], now: u64) -> Vec<bool> {
+        keys.iter()
+            .map(|key| {
+                let Some((_, counter)) = self.counters.remove(&KeyHash::of(key, self.seed)) else {
+                    return false;
+                };
+                self.keys.fetch_sub(1, Ordering::Relaxed);
+                let mut cell = lock(&counter.cell);
+                cell.state = State::Reclaimed;
+                cell.expires_at > now
+            })
+            .collect()
+    }
+
     /// Drops every counter whose state has expired at `now`; returns how many.
     /// Counters locked by a request at that moment are left for next time.
     pub fn sweep(&self, now: u64) -> usize {
@@ -327,6 +344,10 @@ impl Store for MemoryStore {
 
     async fn decide(&self, checks: &[Check<'_>], now: u64) -> Result<Decision, StoreError> {
         Ok(self.decide_at(checks, now))
+    }
+
+    async fn reset(&self, keys: &[&str], now: u64) -> Result<Vec<bool>, StoreError> {
+        Ok(self.reset_at(keys, now))
     }
 }
 

@@ -13,6 +13,9 @@ pub use redis::{
     RedisOptions, RedisStore, RedisStoreStats, RedisTls, RedisTopology, TimeSource, SCRIPT,
 };
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use redis::parse_reply;
+
 use crate::decision::{Check, Decision};
 use async_trait::async_trait;
 
@@ -48,4 +51,11 @@ pub trait Store: Send + Sync {
     /// when the request is admitted and they fit on their own. Checks with the
     /// same key share one counter and the first one's outcome.
     async fn decide(&self, checks: &[Check<'_>], now: u64) -> Result<Decision, StoreError>;
+
+    /// Deletes the counters of `keys` (an operator's "unblock this client"):
+    /// the next request on each starts from a full limit. Returns, per key
+    /// in order, whether a live counter (not expired at `now`) was deleted.
+    /// Every layer in front of a store forwards it, and forgets what it
+    /// knew of those counters (a deny cache its denials).
+    async fn reset(&self, keys: &[&str], now: u64) -> Result<Vec<bool>, StoreError>;
 }

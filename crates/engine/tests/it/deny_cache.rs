@@ -536,6 +536,10 @@ impl Store for Gated {
         }
         Ok(decision)
     }
+
+    async fn reset(&self, keys: &[&str], now: u64) -> Result<Vec<bool>, StoreError> {
+        Ok(self.inner.reset_at(keys, now))
+    }
 }
 
 /// A denial decided before a consumption, but returning after it, is not

@@ -1,13 +1,16 @@
 //! The gRPC server: `ratelimit.v1.RateLimiter` and `Admin`, Envoy's
 //! ext_authz v3 and rate limit service v3, `grpc.health.v1.Health` and
-//! server reflection (v1 and v1alpha), behind the per-RPC layer, with a
-//! draining shutdown.
+//! server reflection (v1 and v1alpha), behind the per-RPC layer and the
+//! resource limits (`limits.rs`), with a draining shutdown. With an admin
+//! listener, `Admin` is served there (with health and reflection) and not
+//! on the public port.
 
 use crate::api::admin::AdminService;
 use crate::api::check_limit::RateLimiterService;
 use crate::api::ext_authz::ExtAuthzService;
 use crate::api::health;
 use crate::api::layer::RpcLayer;
+use crate::api::limits::{ConnectionSlots, Limits};
 use crate::api::rls::RlsService;
 use crate::state::ServiceState;
 use crate::tls::{handshaken, ReloadingTls};
@@ -21,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::layer::util::{Identity, Stack};
@@ -72,8 +75,20 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(socket.into())
 }
 
+/// Which services a listener serves (health and reflection: all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Services {
+    /// Every service: the only gRPC listener.
+    All,
+    /// All but `Admin`, which has a listener of its own.
+    Public,
+    /// `Admin` only: the admin listener.
+    Admin,
+}
+
 /// Serves every gRPC service until `stop` resolves, then drains as
-/// `shutdown` says.
+/// `shutdown` says: on `listeners`, and `Admin` on `admin` instead when
+/// given; every listener within `limits`.
 ///
 /// Each socket of `listeners` has a thread of its own running a
 /// single-threaded runtime: a connection is served, start to end, by the
@@ -84,6 +99,8 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 pub async fn serve(
     listeners: GrpcListeners,
     tls: Option<Arc<ReloadingTls>>,
+    admin: Option<GrpcListeners>,
+    limits: Limits,
     state: Arc<ServiceState>,
     stop: impl Future<Output = ()>,
     shutdown: Shutdown,
@@ -92,8 +109,26 @@ pub async fn serve(
     let monitor = tokio::spawn(health::monitor(reporter.clone(), state.clone()));
     // Closed when sent `true`, or when this future is dropped.
     let (close, closed) = tokio::sync::watch::channel(false);
-    let mut threads = Vec::with_capacity(listeners.sockets.len());
-    for (index, socket) in listeners.sockets.into_iter().enumerate() {
+    let public = if admin.is_some() {
+        Services::Public
+    } else {
+        Services::All
+    };
+    let public_slots = ConnectionSlots::new(limits.max_connections);
+    let admin_slots = ConnectionSlots::new(limits.max_connections);
+    let sockets = listeners
+        .sockets
+        .into_iter()
+        .map(|socket| (socket, public, public_slots.clone()))
+        .chain(admin.into_iter().flat_map(|admin| {
+            let slots = admin_slots.clone();
+            admin
+                .sockets
+                .into_iter()
+                .map(move |socket| (socket, Services::Admin, slots.clone()))
+        }));
+    let mut threads = Vec::new();
+    for (index, (socket, services, slots)) in sockets.enumerate() {
         let (state, health_service, mut closed, tls) = (
             state.clone(),
             health_service.clone(),
@@ -110,16 +145,16 @@ pub async fn serve(
                     .map_err(anyhow::Error::from)
                     .and_then(|runtime| {
                         runtime.block_on(async move {
-                            let listener = TcpListener::from_std(socket)?;
-                            let router = router(&state, health_service)?;
+                            let listener = slots.guard(TcpListener::from_std(socket)?);
+                            let router = router(&state, health_service, services, &limits)?;
                             let stop = async move {
                                 let _ = closed.wait_for(|closed| *closed).await;
                             };
                             match tls {
                                 None => {
-                                    let incoming =
-                                        TcpIncoming::from(listener).with_nodelay(Some(true));
-                                    router.serve_with_incoming_shutdown(incoming, stop).await?;
+                                    router
+                                        .serve_with_incoming_shutdown(listener.incoming(), stop)
+                                        .await?;
                                 }
                                 Some(tls) => {
                                     let incoming = handshaken(listener, tls);
@@ -171,10 +206,13 @@ pub async fn serve(
     }
 }
 
-/// Every gRPC service over `state`, behind the per-RPC layer.
+/// The gRPC services `services` names over `state`, behind the per-RPC
+/// layer, within `limits`.
 fn router(
     state: &Arc<ServiceState>,
     health: HealthServer<impl Health>,
+    services: Services,
+    limits: &Limits,
 ) -> anyhow::Result<Router<Stack<RpcLayer, Identity>>> {
     // Both reflection versions advertise every service served, themselves
     // included, so any grpcurl finds everything.
@@ -188,17 +226,32 @@ fn router(
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             )
     };
+    let max_message = limits.max_message_bytes;
+    let admin = services != Services::Public;
+    let public = services != Services::Admin;
     Ok(Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .layer(RpcLayer::new(state.clone()))
-        .add_service(health)
+        .add_service(health.max_decoding_message_size(max_message))
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .add_service(AdminServer::new(AdminService::new(state.clone())))
-        .add_service(AuthorizationServer::new(ExtAuthzService::new(
-            state.clone(),
-        )))
-        .add_service(RateLimitServiceServer::new(RlsService::new(state.clone())))
-        .add_service(RateLimiterServer::new(RateLimiterService::new(
-            state.clone(),
-        ))))
+        .add_optional_service(admin.then(|| {
+            AdminServer::new(AdminService::new(state.clone()))
+                .max_decoding_message_size(max_message)
+        }))
+        .add_optional_service(public.then(|| {
+            AuthorizationServer::new(ExtAuthzService::new(state.clone()))
+                .max_decoding_message_size(max_message)
+        }))
+        .add_optional_service(public.then(|| {
+            RateLimitServiceServer::new(RlsService::new(state.clone()))
+                .max_decoding_message_size(max_message)
+        }))
+        .add_optional_service(public.then(|| {
+            RateLimiterServer::new(RateLimiterService::new(state.clone()))
+                .max_decoding_message_size(max_message)
+        })))
 }

@@ -7,7 +7,8 @@
 //! - `ext_authz`: Envoy's ext_authz v3, mapped onto `CheckLimit`;
 //! - `admin`, `health`: the backends and the truth about serving;
 //! - `grpc` (every gRPC service behind `layer`: timing, deadline budget),
-//!   `http` (the HTTP port: health, metrics, `/config`, `/json`).
+//!   `http` (the HTTP port: health, metrics, `/config`, `/json`), both
+//!   within `limits` (message and body sizes, streams, connections).
 
 pub mod admin;
 pub mod authorize;
@@ -20,4 +21,5 @@ pub mod grpc;
 mod health;
 pub mod http;
 pub mod layer;
+pub mod limits;
 pub mod rls;

@@ -149,13 +149,13 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
             let mut histogram = new_histogram();
             let mut tally = Tally::default();
             let mut sequence = worker as u64;
+            let spread = Spread::new(plan.keys);
             loop {
                 let sent = Instant::now();
                 if sent >= end {
                     break;
                 }
-                // A multiplicative stride spreads consecutive calls over the keys.
-                let key = sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) % plan.keys.max(1);
+                let key = spread.key(sequence);
                 sequence += plan.concurrency as u64;
                 let result = caller.call(format!("key-{key}")).await;
                 if sent < measure_from {
@@ -247,6 +247,39 @@ impl BenchReport {
     }
 }
 
+/// Which key each call uses: a multiplicative stride coprime with the
+/// number of keys spreads consecutive calls over the keys, and visits every
+/// key once in each pass of `keys` calls (so N calls touch min(N, keys)
+/// distinct keys).
+#[derive(Clone, Copy)]
+struct Spread {
+    keys: u64,
+    stride: u64,
+}
+
+impl Spread {
+    fn new(keys: u64) -> Self {
+        let keys = keys.max(1);
+        let gcd = |mut a: u64, mut b: u64| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let mut stride = 0x9E37_79B9_7F4A_7C15 % keys;
+        while gcd(stride, keys) != 1 {
+            stride += 1;
+        }
+        Self { keys, stride }
+    }
+
+    /// The key of call `sequence`.
+    fn key(self, sequence: u64) -> u64 {
+        let index = u128::from(sequence % self.keys) * u128::from(self.stride);
+        (index % u128::from(self.keys)) as u64
+    }
+}
+
 /// `ratelimitd bench`: runs the load, prints the report.
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = BenchPlan {
@@ -266,4 +299,24 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     outln!("{}", report.to_json(&plan));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spread;
+
+    #[test]
+    fn every_key_is_visited_once_per_pass() {
+        for keys in [1, 2, 10, 1_000, 10_000, 65_536] {
+            let spread = Spread::new(keys);
+            let mut seen: Vec<u64> = (0..keys).map(|sequence| spread.key(sequence)).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..keys).collect::<Vec<_>>(), "{keys} keys");
+        }
+        assert_ne!(
+            Spread::new(10_000).key(1),
+            1,
+            "consecutive calls are spread"
+        );
+    }
 }

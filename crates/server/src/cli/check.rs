@@ -1,5 +1,5 @@
-//! `ratelimitd check` and `inspect`: one CheckLimit (or Admin/Inspect) from
-//! the shell.
+//! `ratelimitd check`, `inspect` and `reset`: one CheckLimit (or
+//! Admin/Inspect, Admin/Reset) from the shell.
 
 use super::client::{connect, refused};
 use super::{CheckArgs, InspectArgs, RequestArgs, Target};
@@ -7,7 +7,7 @@ use ratelimitd_proto::v1::admin_client::AdminClient;
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{
     check_limit_response::Code, limit_status::Failure, CheckLimitRequest, CheckLimitResponse,
-    DeclaredLimit, DescriptorEntry, InspectRequest,
+    DeclaredLimit, DescriptorEntry, InspectRequest, ResetRequest, ResetResponse,
 };
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -41,10 +41,25 @@ async fn inspect(
     Ok(client.inspect(request).await.map_err(refused)?.into_inner())
 }
 
+/// Asks `target` to delete the counters `request` would touch (only
+/// `rule`'s, if given).
+async fn reset(
+    target: &Target,
+    request: CheckLimitRequest,
+    rule: Option<&str>,
+) -> anyhow::Result<ResetResponse> {
+    let mut client = AdminClient::new(connect(target).await?);
+    let request = ResetRequest {
+        request: Some(request),
+        rule: rule.unwrap_or_default().to_string(),
+    };
+    Ok(client.reset(request).await.map_err(refused)?.into_inner())
+}
+
 /// The response in the protobuf JSON mapping, as grpcurl and `POST
 /// /v1/check` show it (lowerCamelCase, enums by name, 64-bit numbers as
 /// strings, defaults left out), indented.
-fn to_json(response: &CheckLimitResponse) -> String {
+fn to_json(response: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(response).expect("a response always serializes")
 }
 
@@ -114,6 +129,38 @@ pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let request = args.request.to_request(None);
     let response = inspect(&args.request.target, request, args.rule.as_deref()).await?;
     print_decision(&response, args.request.json)
+}
+
+/// `ratelimitd reset`: prints each counter and whether it was deleted;
+/// exit 0 (nothing to delete is no error).
+pub async fn run_reset(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let request = args.request.to_request(None);
+    let response = reset(&args.request.target, request, args.rule.as_deref()).await?;
+    if args.request.json {
+        outln!("{}", to_json(&response));
+    } else if response.counters.is_empty() {
+        outln!("no limit applies: nothing to reset");
+    } else {
+        for counter in &response.counters {
+            let tier = if counter.tier.is_empty() {
+                String::new()
+            } else {
+                format!(" tier={}", counter.tier)
+            };
+            outln!(
+                "  {}.{}{tier} in {}: {}",
+                counter.rule,
+                counter.limit_name,
+                counter.backend,
+                if counter.deleted {
+                    "reset"
+                } else {
+                    "nothing to reset"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 impl RequestArgs {

@@ -34,6 +34,7 @@ use clap::{Args, Parser, Subcommand};
 use opentelemetry::metrics::Meter;
 use ratelimitd_policy::parse_duration;
 use ratelimitd_proto::v1::DeclaredLimit;
+use ratelimitd_server::api::limits::Limits;
 use ratelimitd_server::config::EnvoyEnvironment;
 use ratelimitd_server::telemetry::LogFormat;
 use std::net::SocketAddr;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Show the counters a request would touch without consuming anything
     /// (exit 0 if one more hit would be allowed, 3 if not).
     Inspect(InspectArgs),
+    /// Delete the counters a request would touch ("unblock this client";
+    /// Admin/Reset): the next request has the full limit. Audited.
+    Reset(InspectArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -153,6 +157,54 @@ pub struct ServeArgs {
         default_value = "required"
     )]
     pub tls_client_auth: ClientAuthArg,
+    /// Serve the Admin service (Backends, Inspect, Reset) on this address
+    /// only (e.g. 127.0.0.1:8082), not on the gRPC port.
+    #[arg(long, env = "RATELIMITD_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The listeners' resource limits (`api::limits::Limits`; the defaults are
+/// its defaults).
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Largest gRPC request message, in bytes (larger: OUT_OF_RANGE).
+    #[arg(long, env = "RATELIMITD_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Largest HTTP request body, in bytes (larger: 413).
+    #[arg(long, env = "RATELIMITD_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Concurrent HTTP/2 streams (calls) per gRPC connection.
+    #[arg(long, env = "RATELIMITD_MAX_CONCURRENT_STREAMS", default_value_t = Limits::default().max_concurrent_streams)]
+    pub max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list (gRPC metadata), in bytes.
+    #[arg(long, env = "RATELIMITD_MAX_HEADER_LIST_BYTES", default_value_t = Limits::default().max_header_list_bytes)]
+    pub max_header_list_bytes: u32,
+    /// Connections each listener holds at once (more wait to be accepted).
+    #[arg(long, env = "RATELIMITD_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Ping a gRPC connection after this long without frames from the peer.
+    #[arg(long, env = "RATELIMITD_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+    /// Close it when the ping is not answered within this long.
+    #[arg(long, env = "RATELIMITD_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+}
+
+impl LimitArgs {
+    /// The limits the flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_body_bytes: self.max_body_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_header_list_bytes: self.max_header_list_bytes,
+            max_connections: self.max_connections,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+        }
+    }
 }
 
 /// `--tls-client-auth`.
@@ -177,12 +229,12 @@ pub struct CheckArgs {
 pub struct InspectArgs {
     #[command(flatten)]
     pub request: RequestArgs,
-    /// Only this rule's limits.
+    /// Only this rule's (or declared limit's) limits.
     #[arg(long)]
     pub rule: Option<String>,
 }
 
-/// The request `check` and `inspect` send.
+/// The request `check`, `inspect` and `reset` send.
 #[derive(Args)]
 pub struct RequestArgs {
     #[command(flatten)]
@@ -317,6 +369,7 @@ pub async fn run(
         Command::Serve(args) => serve::serve(args, meter, compat).await,
         Command::Check(args) => check::run_check(args).await,
         Command::Inspect(args) => check::run_inspect(args).await,
+        Command::Reset(args) => check::run_reset(args).await,
         Command::Config(ConfigCommand::Validate {
             file,
             envoy,
@@ -324,5 +377,22 @@ pub async fn run(
         }) => Ok(validate::validate(file, envoy, merge_domain_configs)),
         Command::Bench(args) => bench::run_bench(args).await,
         Command::Health(args) => health::health(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags' defaults are the library's, so `serve` and the tests'
+    /// harness run with the same limits.
+    #[test]
+    fn the_limit_flags_default_to_the_librarys_limits() {
+        let cli = Cli::try_parse_from(["ratelimitd", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.limits.limits(), Limits::default());
+        assert_eq!(args.admin_addr, None);
     }
 }

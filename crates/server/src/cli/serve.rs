@@ -51,6 +51,12 @@ pub async fn serve(
     });
     let grpc_listeners = GrpcListeners::bind(grpc_addr, threads)
         .with_context(|| format!("cannot listen on {grpc_addr}"))?;
+    let admin_listeners = args
+        .admin_addr
+        .map(|addr| {
+            GrpcListeners::bind(addr, 1).with_context(|| format!("cannot listen on {addr}"))
+        })
+        .transpose()?;
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("cannot listen on {http_addr}"))?;
@@ -58,6 +64,8 @@ pub async fn serve(
         sources,
         watch_files: !args.no_watch,
         grpc_listeners,
+        admin_listeners,
+        limits: args.limits.limits(),
         http_listener,
         shutdown: Shutdown {
             drain_delay: args.drain_delay,

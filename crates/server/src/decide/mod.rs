@@ -8,12 +8,17 @@
 //! within the caller's budget; failure policies where a backend failed) →
 //! **record** (metrics, denial events) → respond.
 //!
+//! `Admin/Reset` plans the same way and hands its checks to **reset**,
+//! which deletes their counters instead of deciding.
+//!
 //! It knows nothing of gRPC or of the protocols' messages.
 
 mod record;
+mod reset;
 mod route;
 
 pub use record::record;
+pub use reset::reset;
 pub use route::route;
 
 use ratelimitd_engine::{Check, Limit, Outcome};
@@ -37,6 +42,22 @@ pub struct Routed<'a> {
     pub label: &'a str,
     /// Reported as shadow mode in metrics (counted, never denying).
     pub shadow: bool,
+}
+
+/// The routed checks grouped by backend, in order of first appearance:
+/// each backend's checks go to it in one engine call.
+fn by_backend(routed: &[Routed<'_>]) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (index, check) in routed.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(backend, _)| *backend == check.backend)
+        {
+            Some((_, members)) => members.push(index),
+            None => groups.push((check.backend, vec![index])),
+        }
+    }
+    groups
 }
 
 /// How one check was decided.

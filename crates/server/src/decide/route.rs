@@ -3,7 +3,7 @@
 //! where a backend fails, each check's failure policy answers (open,
 //! closed, or decided in the local fallback store).
 
-use super::{Decided, DecidedBy, Decisions, Routed};
+use super::{by_backend, Decided, DecidedBy, Decisions, Routed};
 use crate::backends::Backends;
 use ratelimitd_engine::{Check, Limit, Outcome, StoreError};
 use ratelimitd_policy::FailurePolicy;
@@ -42,16 +42,7 @@ pub async fn route(
     budget: Option<Duration>,
 ) -> Decisions {
     let now = backends.engine.now();
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    for (index, check) in routed.iter().enumerate() {
-        match groups
-            .iter_mut()
-            .find(|(backend, _)| *backend == check.backend)
-        {
-            Some((_, members)) => members.push(index),
-            None => groups.push((check.backend, vec![index])),
-        }
-    }
+    let groups = by_backend(routed);
     let engine = &backends.engine;
     let results = futures_util::future::join_all(groups.iter().map(|(backend, members)| {
         let part: Vec<Check<'_>> = members.iter().map(|&i| routed[i].check).collect();

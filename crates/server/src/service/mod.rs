@@ -1,6 +1,6 @@
 //! The composition root: [`start`] puts a loaded configuration to work —
 //! the metrics, the backends (with their sweepers), the state, the
-//! reloader, the OTLP observers and both listeners — and [`Service::run`]
+//! reloader, the OTLP observers and the listeners (gRPC, HTTP, admin) — and [`Service::run`]
 //! serves until asked to stop, then drains. `main` parses the command line
 //! and calls these; the tests call the same (with a manual clock).
 
@@ -8,6 +8,7 @@ pub mod reload;
 
 use crate::api::grpc::{self, GrpcListeners, Shutdown};
 use crate::api::http;
+use crate::api::limits::Limits;
 use crate::backends;
 use crate::config::{Loaded, Sources};
 use crate::state::ServiceState;
@@ -30,6 +31,11 @@ pub struct ServiceOptions {
     pub watch_files: bool,
     /// The gRPC port: one socket per serving thread.
     pub grpc_listeners: GrpcListeners,
+    /// The admin port, serving `ratelimit.v1.Admin` instead of the gRPC
+    /// port, if any.
+    pub admin_listeners: Option<GrpcListeners>,
+    /// The resource limits of every listener.
+    pub limits: Limits,
     /// The HTTP port.
     pub http_listener: TcpListener,
     /// How to stop once asked to.
@@ -52,8 +58,12 @@ pub struct Service {
     pub grpc_addr: SocketAddr,
     /// Where its HTTP port listens.
     pub http_addr: SocketAddr,
+    /// Where its admin port listens, if it has one.
+    pub admin_addr: Option<SocketAddr>,
     grpc_listeners: GrpcListeners,
     grpc_tls: Option<Arc<ReloadingTls>>,
+    admin_listeners: Option<GrpcListeners>,
+    limits: Limits,
     shutdown: Shutdown,
     http_stop: tokio::sync::oneshot::Sender<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -96,9 +106,14 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
     ));
     let grpc_addr = options.grpc_listeners.local_addr();
     let http_addr = options.http_listener.local_addr()?;
+    let admin_addr = options
+        .admin_listeners
+        .as_ref()
+        .map(GrpcListeners::local_addr);
     tracing::info!(
         %grpc_addr,
         %http_addr,
+        admin_addr = admin_addr.map_or_else(|| "none (Admin on the gRPC port)".to_string(), |addr| addr.to_string()),
         config = %loaded.policy.origin,
         rules = loaded.policy.policy.rules().len(),
         envoy_config = loaded.envoy.as_ref().map_or("none", |e| e.origin.as_str()),
@@ -111,6 +126,7 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
     let http = tokio::spawn(http::serve(
         options.http_listener,
         http_tls,
+        options.limits,
         state.clone(),
         async {
             http_stopped.await.ok();
@@ -120,8 +136,11 @@ pub async fn start(loaded: Loaded, options: ServiceOptions) -> anyhow::Result<Se
         state,
         grpc_addr,
         http_addr,
+        admin_addr,
         grpc_listeners: options.grpc_listeners,
         grpc_tls,
+        admin_listeners: options.admin_listeners,
+        limits: options.limits,
         shutdown: options.shutdown,
         http_stop,
         http,
@@ -137,6 +156,8 @@ impl Service {
         let served = grpc::serve(
             self.grpc_listeners,
             self.grpc_tls,
+            self.admin_listeners,
+            self.limits,
             self.state,
             stop,
             self.shutdown,

@@ -10,7 +10,7 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,28 +23,21 @@ const QUEUE: usize = 64;
 
 /// The connections `listener` accepts, once their TLS handshake with
 /// `tls`'s current configuration finished; the accept loop ends when the
-/// stream is dropped.
-pub fn handshaken(
-    listener: TcpListener,
+/// stream is dropped. Any listener axum serves will do (the service's own
+/// bound it to its connection slots).
+pub fn handshaken<L: Listener>(
+    mut listener: L,
     tls: Arc<ReloadingTls>,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+) -> ReceiverStream<std::io::Result<TlsStream<L::Io>>> {
     let (sender, receiver) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
+            // The listener waits out accept errors (out of file descriptors
+            // and the like) itself.
+            let (stream, _) = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = sender.closed() => return,
             };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause, go on.
-                    tracing::warn!(%error, "cannot accept a TLS connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
             let (acceptor, sender) = (tls.acceptor(), sender.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -68,22 +61,23 @@ pub struct HttpPeer {
     pub certificate_names: Arc<[String]>,
 }
 
-/// The HTTP port's TLS listener, for `axum::serve`.
-pub struct TlsListener {
-    connections: ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
+/// The HTTP port's TLS listener, for `axum::serve`, over the connections
+/// of a plain listener (`Io`).
+pub struct TlsListener<Io> {
+    connections: ReceiverStream<std::io::Result<TlsStream<Io>>>,
 }
 
-impl TlsListener {
+impl<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static> TlsListener<Io> {
     /// Serves TLS on `listener` with `tls`.
-    pub fn new(listener: TcpListener, tls: Arc<ReloadingTls>) -> Self {
+    pub fn new<L: Listener<Io = Io>>(listener: L, tls: Arc<ReloadingTls>) -> Self {
         Self {
             connections: handshaken(listener, tls),
         }
     }
 }
 
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+impl<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static> Listener for TlsListener<Io> {
+    type Io = TlsStream<Io>;
     type Addr = HttpPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -116,14 +110,10 @@ impl Listener for TlsListener {
     }
 }
 
-impl Connected<IncomingStream<'_, TlsListener>> for HttpPeer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+impl<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>
+    Connected<IncomingStream<'_, TlsListener<Io>>> for HttpPeer
+{
+    fn connect_info(stream: IncomingStream<'_, TlsListener<Io>>) -> Self {
         stream.remote_addr().clone()
-    }
-}
-
-impl Connected<IncomingStream<'_, TcpListener>> for HttpPeer {
-    fn connect_info(_: IncomingStream<'_, TcpListener>) -> Self {
-        Self::default()
     }
 }

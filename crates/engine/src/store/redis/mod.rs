@@ -30,7 +30,7 @@ use crate::decision::{Check, Decision, Distinct, Outcome};
 use crate::AlgorithmKind;
 use async_trait::async_trait;
 use fred::error::Error as FredError;
-use fred::interfaces::{ClientLike, LuaInterface};
+use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::prelude::{Builder, Pool, ReconnectPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -275,7 +275,7 @@ fn check_args(check: &Check<'_>) -> impl Iterator<Item = String> {
 
 /// `{allowed, (over, remaining, reset_after, retry_after) × n}`, one check
 /// per limit in `limits` (the capacities, which the reply leaves out).
-fn parse_reply(
+pub(crate) fn parse_reply(
     reply: &[i64],
     limits: impl ExactSizeIterator<Item = u64>,
 ) -> Option<(bool, Vec<Outcome>)> {
@@ -347,6 +347,23 @@ impl Store for RedisStore {
             allowed,
             outcomes: batch.spread(decided),
         })
+    }
+
+    /// One DEL per key (in a Cluster, keys of a request may lie on
+    /// different slots), in parallel. Redis expires keys itself, so a key
+    /// it still holds is a live counter.
+    async fn reset(&self, keys: &[&str], _now: u64) -> Result<Vec<bool>, StoreError> {
+        let client = self.pool.next();
+        let deleted = futures_util::future::join_all(
+            keys.iter()
+                .map(|key| client.del::<u64, _>(self.redis_key(key))),
+        )
+        .await;
+        deleted
+            .into_iter()
+            .map(|deleted| deleted.map(|count| count > 0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(format!("cannot delete counters: {e}")))
     }
 }
 

@@ -2,7 +2,8 @@
 //! limits the request declares: validate (`validate.rs`) → plan with the
 //! policy (rules, then declared limits through its gate) → route through
 //! the decision core → record → respond (`respond.rs`, `headers.rs`).
-//! `Admin/Inspect`, ext_authz and `POST /v1/check` run the same pipeline.
+//! `Admin/Inspect`, ext_authz and `POST /v1/check` run the same pipeline;
+//! `Admin/Reset` plans the same way and deletes the counters instead.
 
 mod headers;
 mod respond;
@@ -21,7 +22,7 @@ use ratelimitd_policy::{
 };
 use ratelimitd_proto::v1::check_limit_response::Code;
 use ratelimitd_proto::v1::rate_limiter_server::RateLimiter;
-use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse};
+use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, ResetCounter};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -94,47 +95,15 @@ pub async fn check(
 ) -> Result<CheckLimitResponse, Status> {
     let policy = &loaded.policy;
     let valid = ValidRequest::new(request, &policy.settings)?;
-    let (mut rules, matched) = match policy.plan(&valid) {
-        Plan::Skipped => return Ok(respond::verdict(Code::Ok)),
-        Plan::NoMatch => (Vec::new(), false),
-        Plan::Checks(planned) => (planned, true),
+    let only = match mode {
+        Mode::Decide => None,
+        Mode::Inspect { rule } => rule,
     };
-    let mut declared = policy
-        .declare(&valid, &valid.declared)
-        .map_err(declare_error)?;
-    if !matched && declared.is_empty() {
-        let unmatched = if policy.settings.deny_unmatched {
-            Code::OverLimit
-        } else {
-            Code::Ok
-        };
-        return Ok(respond::verdict(unmatched));
-    }
-    if let Mode::Inspect { rule: Some(rule) } = mode {
-        rules.retain(|planned| planned.rule == rule);
-        declared.retain(|declared| declared.name == rule);
-    }
-    let declared_limits = declared
-        .iter()
-        .enumerate()
-        .map(|(index, declared)| {
-            request_limits(&declared.spec, policy.settings.local_replicas)
-                .map_err(|message| invalid(&format!("limits[{index}].rate"), message))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let applied: Vec<Applied<'_>> = rules
-        .iter()
-        .map(|planned| Applied::rule(planned, loaded))
-        .chain(
-            declared
-                .iter()
-                .zip(&declared_limits)
-                .map(|(declared, limits)| Applied::declared(declared, limits)),
-        )
-        .collect();
-    if applied.is_empty() {
-        return Ok(respond::verdict(Code::Ok));
-    }
+    let planned = match plan(loaded, &valid, only)? {
+        Planning::Verdict(code) => return Ok(respond::verdict(code)),
+        Planning::Limits(planned) => planned,
+    };
+    let applied = planned.applied(loaded);
     let routed: Vec<Routed<'_>> = applied.iter().map(|a| a.routed(valid.cost)).collect();
     let decisions = decide::route(state.backends(), &routed, budget).await;
     if mode == Mode::Decide {
@@ -153,6 +122,86 @@ pub async fn check(
     Ok(respond::response(loaded, &applied, &routed, &decisions))
 }
 
+/// What a request comes to before anything is decided.
+enum Planning<'p, 'r> {
+    /// Nothing to decide: this is the answer (skipped, unmatched, or no
+    /// limit left after narrowing).
+    Verdict(Code),
+    /// These limits apply.
+    Limits(Planned<'p, 'r>),
+}
+
+/// The limits that apply to a request: the policy's rules that matched and
+/// the limits it declares, with the engine limits of the declared ones.
+struct Planned<'p, 'r> {
+    rules: Vec<PlannedCheck<'p>>,
+    declared: Vec<DeclaredCheck<'p, 'r>>,
+    declared_limits: Vec<(Limit, Limit)>,
+}
+
+/// Plans `valid` with `loaded`: rules, then declared limits through the
+/// policy's gate; only those named `only` (a rule's or a declared
+/// limit's name), if given.
+fn plan<'p, 'r>(
+    loaded: &'p LoadedPolicy,
+    valid: &'r ValidRequest<'r>,
+    only: Option<&str>,
+) -> Result<Planning<'p, 'r>, Status> {
+    let policy = &loaded.policy;
+    let (mut rules, matched) = match policy.plan(valid) {
+        Plan::Skipped => return Ok(Planning::Verdict(Code::Ok)),
+        Plan::NoMatch => (Vec::new(), false),
+        Plan::Checks(planned) => (planned, true),
+    };
+    let mut declared = policy
+        .declare(valid, &valid.declared)
+        .map_err(declare_error)?;
+    if !matched && declared.is_empty() {
+        let unmatched = if policy.settings.deny_unmatched {
+            Code::OverLimit
+        } else {
+            Code::Ok
+        };
+        return Ok(Planning::Verdict(unmatched));
+    }
+    if let Some(only) = only {
+        rules.retain(|planned| planned.rule == only);
+        declared.retain(|declared| declared.name == only);
+    }
+    if rules.is_empty() && declared.is_empty() {
+        return Ok(Planning::Verdict(Code::Ok));
+    }
+    let declared_limits = declared
+        .iter()
+        .enumerate()
+        .map(|(index, declared)| {
+            request_limits(&declared.spec, policy.settings.local_replicas)
+                .map_err(|message| invalid(&format!("limits[{index}].rate"), message))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Planning::Limits(Planned {
+        rules,
+        declared,
+        declared_limits,
+    }))
+}
+
+impl Planned<'_, '_> {
+    /// Every limit that applies, rules first.
+    fn applied<'a>(&'a self, loaded: &'a LoadedPolicy) -> Vec<Applied<'a>> {
+        self.rules
+            .iter()
+            .map(|planned| Applied::rule(planned, loaded))
+            .chain(
+                self.declared
+                    .iter()
+                    .zip(&self.declared_limits)
+                    .map(|(declared, limits)| Applied::declared(declared, limits)),
+            )
+            .collect()
+    }
+}
+
 /// The state of the counters `request` would touch (only `rule`'s, if
 /// given: a rule's or a declared limit's name), consuming nothing: the
 /// decision a request of cost 0 gets, left out of the metrics and denial
@@ -164,21 +213,66 @@ pub async fn inspect(
     budget: Option<Duration>,
 ) -> Result<CheckLimitResponse, Status> {
     let loaded = state.policy();
-    if let Some(rule) = rule {
-        let named = loaded.policy.rules().iter().any(|r| r.name == rule)
-            || request.limits.iter().any(|declared| declared.name == rule);
-        if !named {
-            return Err(invalid(
-                "rule",
-                format!("no rule or declared limit is named {rule:?}"),
-            ));
-        }
-    }
+    check_named(&loaded, request, rule)?;
     let request = CheckLimitRequest {
         cost: Some(0),
         ..request.clone()
     };
     check(state, &loaded, &request, budget, Mode::Inspect { rule }).await
+}
+
+/// Deletes the counters `request` would touch (only `rule`'s, if given),
+/// in whichever backend holds them: one [`ResetCounter`] per limit.
+/// UNAVAILABLE, naming the backend, when one could not delete.
+pub async fn reset(
+    state: &ServiceState,
+    request: &CheckLimitRequest,
+    rule: Option<&str>,
+) -> Result<Vec<ResetCounter>, Status> {
+    let loaded = state.policy();
+    check_named(&loaded, request, rule)?;
+    let valid = ValidRequest::new(request, &loaded.policy.settings)?;
+    let planned = match plan(&loaded, &valid, rule)? {
+        Planning::Verdict(_) => return Ok(Vec::new()),
+        Planning::Limits(planned) => planned,
+    };
+    let applied = planned.applied(&loaded);
+    let routed: Vec<Routed<'_>> = applied.iter().map(|a| a.routed(0)).collect();
+    let deleted = decide::reset(state.backends(), &routed)
+        .await
+        .map_err(|error| Status::unavailable(format!("cannot reset the counters: {error}")))?;
+    let backends = loaded.policy.backends();
+    Ok(applied
+        .iter()
+        .zip(deleted)
+        .map(|(applied, deleted)| ResetCounter {
+            rule: applied.rule.to_string(),
+            limit_name: applied.limit_name.to_string(),
+            tier: applied.tier.to_string(),
+            backend: backends[applied.backend].name.clone(),
+            deleted,
+        })
+        .collect())
+}
+
+/// INVALID_ARGUMENT unless `rule`, if given, names a rule of the policy or
+/// a limit `request` declares.
+fn check_named(
+    loaded: &LoadedPolicy,
+    request: &CheckLimitRequest,
+    rule: Option<&str>,
+) -> Result<(), Status> {
+    let Some(rule) = rule else { return Ok(()) };
+    let named = loaded.policy.rules().iter().any(|r| r.name == rule)
+        || request.limits.iter().any(|declared| declared.name == rule);
+    if named {
+        Ok(())
+    } else {
+        Err(invalid(
+            "rule",
+            format!("no rule or declared limit is named {rule:?}"),
+        ))
+    }
 }
 
 /// Declared limits refused: FAILED_PRECONDITION for a domain that does not

@@ -13,11 +13,12 @@ use v1::status_response;
 
 use crate::api::authorize;
 use crate::api::config_view::running_config;
+use crate::api::limits::{ConnectionSlots, Limits};
 use crate::auth::Credentials;
 use crate::state::ServiceState;
 use crate::telemetry::metrics::AuthResult;
 use crate::tls::{HttpPeer, ReloadingTls, TlsListener};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,8 +35,8 @@ const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/healthcheck", "/metrics"
 const OPERATOR_PATHS: [&str; 2] = ["/config", "/v1/inspect"];
 
 /// The HTTP routes over `state`, every one but [`OPEN_PATHS`] behind
-/// authentication.
-pub fn router(state: Arc<ServiceState>) -> Router {
+/// authentication, reading bodies of at most `max_body_bytes` (413 beyond).
+pub fn router(state: Arc<ServiceState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/check", post(v1::check))
         .route("/v1/inspect", post(v1::inspect))
@@ -47,18 +48,22 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/config", get(config))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
 /// Serves the HTTP port on `listener` (with TLS, when `tls` is given)
-/// until `stop` resolves.
+/// within `limits` until `stop` resolves.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
+    limits: Limits,
     state: Arc<ServiceState>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<HttpPeer>();
+    let listener = ConnectionSlots::new(limits.max_connections).guard(listener);
+    let app =
+        router(state, limits.max_body_bytes).into_make_service_with_connect_info::<HttpPeer>();
     match tls {
         None => {
             axum::serve(listener, app)

@@ -32,6 +32,48 @@ export const protobufFileName = "ratelimit/v1/ratelimit.proto";
  * the status of every limit that applied, and the HTTP headers to return.
  */
 
+export interface ResetRequest {
+  /**
+   * The request whose counters to delete, as CheckLimit would get it (its
+   * cost is ignored).
+   */
+  request:
+    | CheckLimitRequest
+    | undefined;
+  /**
+   * Only this rule's (or declared limit's) counters; empty: every one the
+   * request would touch.
+   */
+  rule: string;
+}
+
+export interface ResetResponse {
+  /**
+   * One per counter the request would touch, in the order CheckLimit
+   * reports its limits; empty when no rule applies.
+   */
+  counters: ResetCounter[];
+}
+
+export interface ResetCounter {
+  /** The rule, or the declared limit's name, the counter belongs to. */
+  rule: string;
+  /** The limit's name within the rule. */
+  limitName: string;
+  /**
+   * The tier whose limit it is, if the rule has tiers ("override" for a
+   * declared limit an operator overrode).
+   */
+  tier: string;
+  /** The backend it was deleted from (a failover chain: the chain's name). */
+  backend: string;
+  /**
+   * True when the counter existed (had counted hits not yet expired) and
+   * was deleted; false when there was nothing to delete.
+   */
+  deleted: boolean;
+}
+
 export interface InspectRequest {
   /** The request, as CheckLimit would get it (its cost is ignored). */
   request:
@@ -327,6 +369,233 @@ export enum LimitStatus_Failure {
   LOCAL = 3,
   UNRECOGNIZED = -1,
 }
+
+function createBaseResetRequest(): ResetRequest {
+  return { request: undefined, rule: "" };
+}
+
+export const ResetRequest: MessageFns<ResetRequest> = {
+  encode(message: ResetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      CheckLimitRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    if (message.rule !== "") {
+      writer.uint32(18).string(message.rule);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = CheckLimitRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResetRequest>, I>>(base?: I): ResetRequest {
+    return ResetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetRequest>, I>>(object: I): ResetRequest {
+    const message = createBaseResetRequest();
+    message.request = (object.request !== undefined && object.request !== null)
+      ? CheckLimitRequest.fromPartial(object.request)
+      : undefined;
+    message.rule = object.rule ?? "";
+    return message;
+  },
+};
+
+function createBaseResetResponse(): ResetResponse {
+  return { counters: [] };
+}
+
+export const ResetResponse: MessageFns<ResetResponse> = {
+  encode(message: ResetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.counters) {
+      ResetCounter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.counters.push(ResetCounter.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResetResponse>, I>>(base?: I): ResetResponse {
+    return ResetResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetResponse>, I>>(object: I): ResetResponse {
+    const message = createBaseResetResponse();
+    message.counters = object.counters?.map((e) => ResetCounter.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseResetCounter(): ResetCounter {
+  return { rule: "", limitName: "", tier: "", backend: "", deleted: false };
+}
+
+export const ResetCounter: MessageFns<ResetCounter> = {
+  encode(message: ResetCounter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rule !== "") {
+      writer.uint32(10).string(message.rule);
+    }
+    if (message.limitName !== "") {
+      writer.uint32(18).string(message.limitName);
+    }
+    if (message.tier !== "") {
+      writer.uint32(26).string(message.tier);
+    }
+    if (message.backend !== "") {
+      writer.uint32(34).string(message.backend);
+    }
+    if (message.deleted !== false) {
+      writer.uint32(40).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetCounter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetCounter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.limitName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tier = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResetCounter>, I>>(base?: I): ResetCounter {
+    return ResetCounter.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetCounter>, I>>(object: I): ResetCounter {
+    const message = createBaseResetCounter();
+    message.rule = object.rule ?? "";
+    message.limitName = object.limitName ?? "";
+    message.tier = object.tier ?? "";
+    message.backend = object.backend ?? "";
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
 
 function createBaseInspectRequest(): InspectRequest {
   return { request: undefined, rule: "" };
@@ -1685,7 +1954,11 @@ export const RateLimiterClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
-/** Operations: what the service knows about its backends. */
+/**
+ * Operations: what the service knows about its backends, and the operator's
+ * actions on counters. Served on the admin listener when one is configured
+ * (`--admin-addr`), else on the main gRPC listener.
+ */
 export type AdminService = typeof AdminService;
 export const AdminService = {
   /**
@@ -1717,6 +1990,27 @@ export const AdminService = {
     responseSerialize: (value: CheckLimitResponse): Buffer => Buffer.from(CheckLimitResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckLimitResponse => CheckLimitResponse.decode(value),
   },
+  /**
+   * Deletes the counters a request would touch ("unblock this client"), in
+   * whichever backend holds them (in process, Redis, every member of a
+   * failover chain, and the local fallback store of rules that fail
+   * locally), so the next request starts from the full limit; optionally
+   * one rule's (or declared limit's) counters only. Denials the service
+   * cached for those counters are dropped with them. Logged as an audit
+   * event (log target `ratelimitd::audit`). INVALID_ARGUMENT as for
+   * Inspect; UNAVAILABLE when a backend could not delete its counters (the
+   * message names it; counters in other backends may have been deleted:
+   * retrying is safe).
+   */
+  reset: {
+    path: "/ratelimit.v1.Admin/Reset" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetRequest): Buffer => Buffer.from(ResetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetRequest => ResetRequest.decode(value),
+    responseSerialize: (value: ResetResponse): Buffer => Buffer.from(ResetResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetResponse => ResetResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -1733,6 +2027,19 @@ export interface AdminServer extends UntypedServiceImplementation {
    * request has the name given.
    */
   inspect: handleUnaryCall<InspectRequest, CheckLimitResponse>;
+  /**
+   * Deletes the counters a request would touch ("unblock this client"), in
+   * whichever backend holds them (in process, Redis, every member of a
+   * failover chain, and the local fallback store of rules that fail
+   * locally), so the next request starts from the full limit; optionally
+   * one rule's (or declared limit's) counters only. Denials the service
+   * cached for those counters are dropped with them. Logged as an audit
+   * event (log target `ratelimitd::audit`). INVALID_ARGUMENT as for
+   * Inspect; UNAVAILABLE when a backend could not delete its counters (the
+   * message names it; counters in other backends may have been deleted:
+   * retrying is safe).
+   */
+  reset: handleUnaryCall<ResetRequest, ResetResponse>;
 }
 
 export interface AdminClient extends Client {
@@ -1776,6 +2083,33 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckLimitResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Deletes the counters a request would touch ("unblock this client"), in
+   * whichever backend holds them (in process, Redis, every member of a
+   * failover chain, and the local fallback store of rules that fail
+   * locally), so the next request starts from the full limit; optionally
+   * one rule's (or declared limit's) counters only. Denials the service
+   * cached for those counters are dropped with them. Logged as an audit
+   * event (log target `ratelimitd::audit`). INVALID_ARGUMENT as for
+   * Inspect; UNAVAILABLE when a backend could not delete its counters (the
+   * message names it; counters in other backends may have been deleted:
+   * retrying is safe).
+   */
+  reset(
+    request: ResetRequest,
+    callback: (error: ServiceError | null, response: ResetResponse) => void,
+  ): ClientUnaryCall;
+  reset(
+    request: ResetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetResponse) => void,
+  ): ClientUnaryCall;
+  reset(
+    request: ResetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetResponse) => void,
   ): ClientUnaryCall;
 }
 

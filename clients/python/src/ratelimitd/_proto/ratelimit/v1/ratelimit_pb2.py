@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.ratelimitd/_proto/ratelimit/v1/ratelimit.proto\x12\x0cratelimit.v1\"P\n\x0eInspectRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.ratelimit.v1.CheckLimitRequest\x12\x0c\n\x04rule\x18\x02 \x01(\t\"\x11\n\x0f\x42\x61\x63kendsRequest\"R\n\x10\x42\x61\x63kendsResponse\x12-\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1b.ratelimit.v1.BackendStatus\x12\x0f\n\x07serving\x18\x02 \x01(\x08\"\xb4\x01\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x62reaker\x18\x03 \x01(\t\x12\x0e\n\x06usable\x18\x04 \x01(\x08\x12\x17\n\x0flast_latency_us\x18\x05 \x01(\x04\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x13\n\x0btransitions\x18\x07 \x01(\x04\x12\x13\n\x0bretry_in_ms\x18\x08 \x01(\x04\x12\x0f\n\x07members\x18\t \x03(\t\"-\n\x0f\x44\x65scriptorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x87\x03\n\x11\x43heckLimitRequest\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x32\n\x0b\x64\x65scriptors\x18\x02 \x03(\x0b\x32\x1d.ratelimit.v1.DescriptorEntry\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x0c\n\x04path\x18\x07 \x01(\t\x12=\n\x07headers\x18\x08 \x03(\x0b\x32,.ratelimit.v1.CheckLimitRequest.HeadersEntry\x12\x11\n\x04\x63ost\x18\t \x01(\rH\x00\x88\x01\x01\x12+\n\x06limits\x18\n \x03(\x0b\x32\x1b.ratelimit.v1.DeclaredLimit\x12\x0f\n\x07peer_ip\x18\x0b \x01(\t\x12\x15\n\rforwarded_for\x18\x0c \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_cost\"\xd5\x01\n\rDeclaredLimit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x03(\t\x12\x0c\n\x04rate\x18\x03 \x01(\t\x12\x36\n\talgorithm\x18\x04 \x01(\x0e\x32#.ratelimit.v1.LimitStatus.Algorithm\x12\r\n\x05\x62urst\x18\x05 \x01(\x04\x12\x1b\n\x0einitial_tokens\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x14\n\x0c\x63ount_denied\x18\x07 \x01(\x08\x12\x0e\n\x06shadow\x18\x08 \x01(\x08\x42\x11\n\x0f_initial_tokens\"\x92\x03\n\x12\x43heckLimitResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x33\n\x04\x63ode\x18\x02 \x01(\x0e\x32%.ratelimit.v1.CheckLimitResponse.Code\x12+\n\x08statuses\x18\x03 \x03(\x0b\x32\x19.ratelimit.v1.LimitStatus\x12>\n\x07headers\x18\x04 \x03(\x0b\x32-.ratelimit.v1.CheckLimitResponse.HeadersEntry\x12\x10\n\x08shadowed\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\x07 \x01(\x04\x12\x16\n\x0ereset_after_ms\x18\x08 \x01(\x04\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x0e\n\nOVER_LIMIT\x10\x02\x12\x0f\n\x0bUNAVAILABLE\x10\x03\"\x86\x04\n\x0bLimitStatus\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x12\n\nlimit_name\x18\x02 \x01(\t\x12\x36\n\talgorithm\x18\x03 \x01(\x0e\x32#.ratelimit.v1.LimitStatus.Algorithm\x12\r\n\x05limit\x18\x04 \x01(\x04\x12\x11\n\twindow_ms\x18\x05 \x01(\x04\x12\x11\n\tremaining\x18\x06 \x01(\x04\x12\x16\n\x0ereset_after_ms\x18\x07 \x01(\x04\x12\x16\n\x0eretry_after_ms\x18\x08 \x01(\x04\x12\x12\n\nover_limit\x18\t \x01(\x08\x12\x0e\n\x06shadow\x18\n \x01(\x08\x12\x0c\n\x04tier\x18\x0b \x01(\t\x12\x32\n\x07\x66\x61ilure\x18\x0c \x01(\x0e\x32!.ratelimit.v1.LimitStatus.Failure\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\"y\n\tAlgorithm\x12\x19\n\x15\x41LGORITHM_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x46IXED_WINDOW\x10\x01\x12\x12\n\x0eSLIDING_WINDOW\x10\x02\x12\x0f\n\x0bSLIDING_LOG\x10\x03\x12\x10\n\x0cTOKEN_BUCKET\x10\x04\x12\x08\n\x04GCRA\x10\x05\"F\n\x07\x46\x61ilure\x12\x10\n\x0c\x46\x41ILURE_NONE\x10\x00\x12\r\n\tFAIL_OPEN\x10\x01\x12\x0f\n\x0b\x46\x41IL_CLOSED\x10\x02\x12\t\n\x05LOCAL\x10\x03\x32^\n\x0bRateLimiter\x12O\n\nCheckLimit\x12\x1f.ratelimit.v1.CheckLimitRequest\x1a .ratelimit.v1.CheckLimitResponse2\x9d\x01\n\x05\x41\x64min\x12I\n\x08\x42\x61\x63kends\x12\x1d.ratelimit.v1.BackendsRequest\x1a\x1e.ratelimit.v1.BackendsResponse\x12I\n\x07Inspect\x12\x1c.ratelimit.v1.InspectRequest\x1a .ratelimit.v1.CheckLimitResponseB`\n\x1aio.ratelimitd.ratelimit.v1P\x01Z@github.com/ratelimitd/ratelimitd/gen/go/ratelimit/v1;ratelimitv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.ratelimitd/_proto/ratelimit/v1/ratelimit.proto\x12\x0cratelimit.v1\"N\n\x0cResetRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.ratelimit.v1.CheckLimitRequest\x12\x0c\n\x04rule\x18\x02 \x01(\t\"=\n\rResetResponse\x12,\n\x08\x63ounters\x18\x01 \x03(\x0b\x32\x1a.ratelimit.v1.ResetCounter\"`\n\x0cResetCounter\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x12\n\nlimit_name\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x05 \x01(\x08\"P\n\x0eInspectRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.ratelimit.v1.CheckLimitRequest\x12\x0c\n\x04rule\x18\x02 \x01(\t\"\x11\n\x0f\x42\x61\x63kendsRequest\"R\n\x10\x42\x61\x63kendsResponse\x12-\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1b.ratelimit.v1.BackendStatus\x12\x0f\n\x07serving\x18\x02 \x01(\x08\"\xb4\x01\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x62reaker\x18\x03 \x01(\t\x12\x0e\n\x06usable\x18\x04 \x01(\x08\x12\x17\n\x0flast_latency_us\x18\x05 \x01(\x04\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x13\n\x0btransitions\x18\x07 \x01(\x04\x12\x13\n\x0bretry_in_ms\x18\x08 \x01(\x04\x12\x0f\n\x07members\x18\t \x03(\t\"-\n\x0f\x44\x65scriptorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x87\x03\n\x11\x43heckLimitRequest\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x32\n\x0b\x64\x65scriptors\x18\x02 \x03(\x0b\x32\x1d.ratelimit.v1.DescriptorEntry\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x0c\n\x04path\x18\x07 \x01(\t\x12=\n\x07headers\x18\x08 \x03(\x0b\x32,.ratelimit.v1.CheckLimitRequest.HeadersEntry\x12\x11\n\x04\x63ost\x18\t \x01(\rH\x00\x88\x01\x01\x12+\n\x06limits\x18\n \x03(\x0b\x32\x1b.ratelimit.v1.DeclaredLimit\x12\x0f\n\x07peer_ip\x18\x0b \x01(\t\x12\x15\n\rforwarded_for\x18\x0c \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_cost\"\xd5\x01\n\rDeclaredLimit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x03(\t\x12\x0c\n\x04rate\x18\x03 \x01(\t\x12\x36\n\talgorithm\x18\x04 \x01(\x0e\x32#.ratelimit.v1.LimitStatus.Algorithm\x12\r\n\x05\x62urst\x18\x05 \x01(\x04\x12\x1b\n\x0einitial_tokens\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x14\n\x0c\x63ount_denied\x18\x07 \x01(\x08\x12\x0e\n\x06shadow\x18\x08 \x01(\x08\x42\x11\n\x0f_initial_tokens\"\x92\x03\n\x12\x43heckLimitResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x33\n\x04\x63ode\x18\x02 \x01(\x0e\x32%.ratelimit.v1.CheckLimitResponse.Code\x12+\n\x08statuses\x18\x03 \x03(\x0b\x32\x19.ratelimit.v1.LimitStatus\x12>\n\x07headers\x18\x04 \x03(\x0b\x32-.ratelimit.v1.CheckLimitResponse.HeadersEntry\x12\x10\n\x08shadowed\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\x07 \x01(\x04\x12\x16\n\x0ereset_after_ms\x18\x08 \x01(\x04\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x0e\n\nOVER_LIMIT\x10\x02\x12\x0f\n\x0bUNAVAILABLE\x10\x03\"\x86\x04\n\x0bLimitStatus\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x12\n\nlimit_name\x18\x02 \x01(\t\x12\x36\n\talgorithm\x18\x03 \x01(\x0e\x32#.ratelimit.v1.LimitStatus.Algorithm\x12\r\n\x05limit\x18\x04 \x01(\x04\x12\x11\n\twindow_ms\x18\x05 \x01(\x04\x12\x11\n\tremaining\x18\x06 \x01(\x04\x12\x16\n\x0ereset_after_ms\x18\x07 \x01(\x04\x12\x16\n\x0eretry_after_ms\x18\x08 \x01(\x04\x12\x12\n\nover_limit\x18\t \x01(\x08\x12\x0e\n\x06shadow\x18\n \x01(\x08\x12\x0c\n\x04tier\x18\x0b \x01(\t\x12\x32\n\x07\x66\x61ilure\x18\x0c \x01(\x0e\x32!.ratelimit.v1.LimitStatus.Failure\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\"y\n\tAlgorithm\x12\x19\n\x15\x41LGORITHM_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x46IXED_WINDOW\x10\x01\x12\x12\n\x0eSLIDING_WINDOW\x10\x02\x12\x0f\n\x0bSLIDING_LOG\x10\x03\x12\x10\n\x0cTOKEN_BUCKET\x10\x04\x12\x08\n\x04GCRA\x10\x05\"F\n\x07\x46\x61ilure\x12\x10\n\x0c\x46\x41ILURE_NONE\x10\x00\x12\r\n\tFAIL_OPEN\x10\x01\x12\x0f\n\x0b\x46\x41IL_CLOSED\x10\x02\x12\t\n\x05LOCAL\x10\x03\x32^\n\x0bRateLimiter\x12O\n\nCheckLimit\x12\x1f.ratelimit.v1.CheckLimitRequest\x1a .ratelimit.v1.CheckLimitResponse2\xdf\x01\n\x05\x41\x64min\x12I\n\x08\x42\x61\x63kends\x12\x1d.ratelimit.v1.BackendsRequest\x1a\x1e.ratelimit.v1.BackendsResponse\x12I\n\x07Inspect\x12\x1c.ratelimit.v1.InspectRequest\x1a .ratelimit.v1.CheckLimitResponse\x12@\n\x05Reset\x12\x1a.ratelimit.v1.ResetRequest\x1a\x1b.ratelimit.v1.ResetResponseB`\n\x1aio.ratelimitd.ratelimit.v1P\x01Z@github.com/ratelimitd/ratelimitd/gen/go/ratelimit/v1;ratelimitv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,36 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKLIMITREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_CHECKLIMITRESPONSE_HEADERSENTRY']._loaded_options = None
   _globals['_CHECKLIMITRESPONSE_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_INSPECTREQUEST']._serialized_start=64
-  _globals['_INSPECTREQUEST']._serialized_end=144
-  _globals['_BACKENDSREQUEST']._serialized_start=146
-  _globals['_BACKENDSREQUEST']._serialized_end=163
-  _globals['_BACKENDSRESPONSE']._serialized_start=165
-  _globals['_BACKENDSRESPONSE']._serialized_end=247
-  _globals['_BACKENDSTATUS']._serialized_start=250
-  _globals['_BACKENDSTATUS']._serialized_end=430
-  _globals['_DESCRIPTORENTRY']._serialized_start=432
-  _globals['_DESCRIPTORENTRY']._serialized_end=477
-  _globals['_CHECKLIMITREQUEST']._serialized_start=480
-  _globals['_CHECKLIMITREQUEST']._serialized_end=871
-  _globals['_CHECKLIMITREQUEST_HEADERSENTRY']._serialized_start=816
-  _globals['_CHECKLIMITREQUEST_HEADERSENTRY']._serialized_end=862
-  _globals['_DECLAREDLIMIT']._serialized_start=874
-  _globals['_DECLAREDLIMIT']._serialized_end=1087
-  _globals['_CHECKLIMITRESPONSE']._serialized_start=1090
-  _globals['_CHECKLIMITRESPONSE']._serialized_end=1492
-  _globals['_CHECKLIMITRESPONSE_HEADERSENTRY']._serialized_start=816
-  _globals['_CHECKLIMITRESPONSE_HEADERSENTRY']._serialized_end=862
-  _globals['_CHECKLIMITRESPONSE_CODE']._serialized_start=1423
-  _globals['_CHECKLIMITRESPONSE_CODE']._serialized_end=1492
-  _globals['_LIMITSTATUS']._serialized_start=1495
-  _globals['_LIMITSTATUS']._serialized_end=2013
-  _globals['_LIMITSTATUS_ALGORITHM']._serialized_start=1820
-  _globals['_LIMITSTATUS_ALGORITHM']._serialized_end=1941
-  _globals['_LIMITSTATUS_FAILURE']._serialized_start=1943
-  _globals['_LIMITSTATUS_FAILURE']._serialized_end=2013
-  _globals['_RATELIMITER']._serialized_start=2015
-  _globals['_RATELIMITER']._serialized_end=2109
-  _globals['_ADMIN']._serialized_start=2112
-  _globals['_ADMIN']._serialized_end=2269
+  _globals['_RESETREQUEST']._serialized_start=64
+  _globals['_RESETREQUEST']._serialized_end=142
+  _globals['_RESETRESPONSE']._serialized_start=144
+  _globals['_RESETRESPONSE']._serialized_end=205
+  _globals['_RESETCOUNTER']._serialized_start=207
+  _globals['_RESETCOUNTER']._serialized_end=303
+  _globals['_INSPECTREQUEST']._serialized_start=305
+  _globals['_INSPECTREQUEST']._serialized_end=385
+  _globals['_BACKENDSREQUEST']._serialized_start=387
+  _globals['_BACKENDSREQUEST']._serialized_end=404
+  _globals['_BACKENDSRESPONSE']._serialized_start=406
+  _globals['_BACKENDSRESPONSE']._serialized_end=488
+  _globals['_BACKENDSTATUS']._serialized_start=491
+  _globals['_BACKENDSTATUS']._serialized_end=671
+  _globals['_DESCRIPTORENTRY']._serialized_start=673
+  _globals['_DESCRIPTORENTRY']._serialized_end=718
+  _globals['_CHECKLIMITREQUEST']._serialized_start=721
+  _globals['_CHECKLIMITREQUEST']._serialized_end=1112
+  _globals['_CHECKLIMITREQUEST_HEADERSENTRY']._serialized_start=1057
+  _globals['_CHECKLIMITREQUEST_HEADERSENTRY']._serialized_end=1103
+  _globals['_DECLAREDLIMIT']._serialized_start=1115
+  _globals['_DECLAREDLIMIT']._serialized_end=1328
+  _globals['_CHECKLIMITRESPONSE']._serialized_start=1331
+  _globals['_CHECKLIMITRESPONSE']._serialized_end=1733
+  _globals['_CHECKLIMITRESPONSE_HEADERSENTRY']._serialized_start=1057
+  _globals['_CHECKLIMITRESPONSE_HEADERSENTRY']._serialized_end=1103
+  _globals['_CHECKLIMITRESPONSE_CODE']._serialized_start=1664
+  _globals['_CHECKLIMITRESPONSE_CODE']._serialized_end=1733
+  _globals['_LIMITSTATUS']._serialized_start=1736
+  _globals['_LIMITSTATUS']._serialized_end=2254
+  _globals['_LIMITSTATUS_ALGORITHM']._serialized_start=2061
+  _globals['_LIMITSTATUS_ALGORITHM']._serialized_end=2182
+  _globals['_LIMITSTATUS_FAILURE']._serialized_start=2184
+  _globals['_LIMITSTATUS_FAILURE']._serialized_end=2254
+  _globals['_RATELIMITER']._serialized_start=2256
+  _globals['_RATELIMITER']._serialized_end=2350
+  _globals['_ADMIN']._serialized_start=2353
+  _globals['_ADMIN']._serialized_end=2576
 # @@protoc_insertion_point(module_scope)

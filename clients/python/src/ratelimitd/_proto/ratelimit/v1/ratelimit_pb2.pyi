@@ -7,6 +7,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ResetRequest(_message.Message):
+    __slots__ = ("request", "rule")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    request: CheckLimitRequest
+    rule: str
+    def __init__(self, request: _Optional[_Union[CheckLimitRequest, _Mapping]] = ..., rule: _Optional[str] = ...) -> None: ...
+
+class ResetResponse(_message.Message):
+    __slots__ = ("counters",)
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    counters: _containers.RepeatedCompositeFieldContainer[ResetCounter]
+    def __init__(self, counters: _Optional[_Iterable[_Union[ResetCounter, _Mapping]]] = ...) -> None: ...
+
+class ResetCounter(_message.Message):
+    __slots__ = ("rule", "limit_name", "tier", "backend", "deleted")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_NAME_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    limit_name: str
+    tier: str
+    backend: str
+    deleted: bool
+    def __init__(self, rule: _Optional[str] = ..., limit_name: _Optional[str] = ..., tier: _Optional[str] = ..., backend: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
 class InspectRequest(_message.Message):
     __slots__ = ("request", "rule")
     REQUEST_FIELD_NUMBER: _ClassVar[int]

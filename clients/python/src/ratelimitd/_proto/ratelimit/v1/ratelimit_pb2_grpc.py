@@ -111,7 +111,9 @@ class RateLimiter:
 
 
 class AdminStub:
-    """Operations: what the service knows about its backends.
+    """Operations: what the service knows about its backends, and the operator's
+    actions on counters. Served on the admin listener when one is configured
+    (`--admin-addr`), else on the main gRPC listener.
     """
 
     def __init__(self, channel):
@@ -130,10 +132,17 @@ class AdminStub:
                 request_serializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.InspectRequest.SerializeToString,
                 response_deserializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.CheckLimitResponse.FromString,
                 _registered_method=True)
+        self.Reset = channel.unary_unary(
+                '/ratelimit.v1.Admin/Reset',
+                request_serializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.ResetRequest.SerializeToString,
+                response_deserializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.ResetResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
-    """Operations: what the service knows about its backends.
+    """Operations: what the service knows about its backends, and the operator's
+    actions on counters. Served on the admin listener when one is configured
+    (`--admin-addr`), else on the main gRPC listener.
     """
 
     def Backends(self, request, context):
@@ -155,6 +164,22 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reset(self, request, context):
+        """Deletes the counters a request would touch ("unblock this client"), in
+        whichever backend holds them (in process, Redis, every member of a
+        failover chain, and the local fallback store of rules that fail
+        locally), so the next request starts from the full limit; optionally
+        one rule's (or declared limit's) counters only. Denials the service
+        cached for those counters are dropped with them. Logged as an audit
+        event (log target `ratelimitd::audit`). INVALID_ARGUMENT as for
+        Inspect; UNAVAILABLE when a backend could not delete its counters (the
+        message names it; counters in other backends may have been deleted:
+        retrying is safe).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +193,11 @@ def add_AdminServicer_to_server(servicer, server):
                     request_deserializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.InspectRequest.FromString,
                     response_serializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.CheckLimitResponse.SerializeToString,
             ),
+            'Reset': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reset,
+                    request_deserializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.ResetRequest.FromString,
+                    response_serializer=ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.ResetResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ratelimit.v1.Admin', rpc_method_handlers)
@@ -177,7 +207,9 @@ def add_AdminServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Admin:
-    """Operations: what the service knows about its backends.
+    """Operations: what the service knows about its backends, and the operator's
+    actions on counters. Served on the admin listener when one is configured
+    (`--admin-addr`), else on the main gRPC listener.
     """
 
     @staticmethod
@@ -224,6 +256,33 @@ class Admin:
             '/ratelimit.v1.Admin/Inspect',
             ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.InspectRequest.SerializeToString,
             ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.CheckLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ratelimit.v1.Admin/Reset',
+            ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.ResetRequest.SerializeToString,
+            ratelimitd_dot___proto_dot_ratelimit_dot_v1_dot_ratelimit__pb2.ResetResponse.FromString,
             options,
             channel_credentials,
             insecure,
