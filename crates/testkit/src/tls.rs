@@ -63,54 +63,18 @@ impl TlsFiles {
             ],
         );
         // Extensions make X.509 v3 certificates (rustls refuses v1).
-        std::fs::write(
-            path.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write server.ext");
-        std::fs::write(
-            path.join("client.ext"),
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .expect("write client.ext");
-        for (name, subject) in [
-            ("server", "/CN=127.0.0.1"),
-            ("client", "/CN=ratelimitd test client"),
-        ] {
-            let (key, csr, crt, ext) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.crt"),
-                format!("{name}.ext"),
-            );
-            openssl(
-                path,
-                &[
-                    "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                    subject,
-                ],
-            );
-            openssl(
-                path,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-out",
-                    &crt,
-                    "-days",
-                    "2",
-                    "-extfile",
-                    &ext,
-                ],
-            );
-        }
+        sign(
+            path,
+            "server",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth",
+        );
+        sign(
+            path,
+            "client",
+            "/CN=ratelimitd test client",
+            "extendedKeyUsage=clientAuth",
+        );
         TlsFiles {
             ca_cert: path.join("ca.crt"),
             server_cert: path.join("server.crt"),
@@ -130,47 +94,7 @@ impl TlsFiles {
     /// `subjectAltName=URI:spiffe://x\nextendedKeyUsage=clientAuth`), and
     /// returns the certificate's and key's paths.
     pub fn issue(&self, name: &str, common_name: &str, ext: &str) -> (PathBuf, PathBuf) {
-        let dir = self.dir();
-        let (key, csr, crt, ext_file) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        std::fs::write(
-            dir.join(&ext_file),
-            format!("basicConstraints=CA:FALSE\n{ext}\n"),
-        )
-        .expect("write the extensions file");
-        let subject = format!("/CN={common_name}");
-        openssl(
-            dir,
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                &subject,
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext_file,
-            ],
-        );
-        (dir.join(crt), dir.join(key))
+        sign(self.dir(), name, &format!("/CN={common_name}"), ext)
     }
 
     /// A client certificate named `common_name` with the SAN `san` (e.g.
@@ -240,4 +164,48 @@ impl TlsRedis {
     pub fn url(&self) -> String {
         format!("rediss://127.0.0.1:{}", self.tls_port)
     }
+}
+
+/// Signs `name.crt` (and `name.key`) in `dir` with the CA there (`ca.crt`,
+/// `ca.key`), for `subject` and the extensions `ext` (OpenSSL's syntax);
+/// the certificate's and key's paths.
+fn sign(dir: &Path, name: &str, subject: &str, ext: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, crt, ext_file) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    std::fs::write(
+        dir.join(&ext_file),
+        format!("basicConstraints=CA:FALSE\n{ext}\n"),
+    )
+    .expect("write the extensions file");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext_file,
+        ],
+    );
+    (dir.join(crt), dir.join(key))
 }
