@@ -16,8 +16,9 @@
 #   lim-mem, lim-redis Limitador, when LIMITADOR names its binary (built by hand
 #                      from its public source; this repository never builds it)
 # Each line: system, keys, requests/s, p99 µs, server µs per request, Redis µs
-# per request, and the CPU steal of the run in % (runs with steal > 1 % are
-# disturbed by the shared VM: discard them).
+# per request, the server's peak resident memory (VmHWM) and Redis's
+# used_memory after the run in MB, and the CPU steal of the run in % (runs
+# with steal > 1 % are disturbed by the shared VM: discard them).
 #
 # Environment: TOOLS (default ../shared/tools), RLSLOAD and NULLRLS (built from
 # TOOLS/rlsload into /tmp/rlsload-target when unset), LIMITADOR, SYSTEMS (a
@@ -127,7 +128,7 @@ print(json.dumps({"rps": d["requests_per_second"], "latency_us": d["latency_us"]
 PY
 }
 
-echo "system keys rps p99_us server_us redis_us steal_pct"
+echo "system keys rps p99_us server_us redis_us server_mb redis_mb steal_pct"
 for round in $(seq "$rounds"); do
   for keys in ${KEYS:-1 100000}; do
     for system in $systems; do
@@ -142,14 +143,18 @@ for round in $(seq "$rounds"); do
         out=$(env "${redis_env[@]}" bash "$tools/rls-cpu.sh" "$pid" http://127.0.0.1:$grpc_port "$duration" 64 "$keys")
       fi
       after=$(ticks)
+      server_kb=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
+      redis_bytes=0
+      [ $uses_redis = 1 ] && redis_bytes=$(redis-cli -p $redis_port info memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
       kill "$pid" && wait "$pid" 2>/dev/null || true
-      python3 - "$system" "$keys" "$out" "$before" "$after" <<'PY'
+      python3 - "$system" "$keys" "$out" "$before" "$after" "$server_kb" "$redis_bytes" <<'PY'
 import json, sys
 system, keys, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 (t0, s0), (t1, s1) = (map(int, sys.argv[i].split()) for i in (4, 5))
+server_mb, redis_mb = int(sys.argv[6]) / 1024, int(sys.argv[7]) / 2**20
 steal = 100 * (s1 - s0) / max(t1 - t0, 1)
 print(system, keys, round(out["rps"]), out["latency_us"]["p99"], out["server_us_per_req"],
-      out["redis_us_per_req"], f"{steal:.1f}")
+      out["redis_us_per_req"], f"{server_mb:.1f}", f"{redis_mb:.1f}", f"{steal:.1f}")
 PY
     done
   done

@@ -1,6 +1,7 @@
 //! The Redis store against real redis-server processes: it decides exactly as
 //! the in-process store does, recovers from a flushed script cache, gives
-//! every key a TTL, takes one EVALSHA per request, and fails clearly.
+//! every key a TTL, takes one EVALSHA per request, never runs a call made
+//! during an outage later, and fails clearly.
 
 use crate::support::{self, decide, RUNTIME, SECOND};
 use proptest::prelude::*;
@@ -312,6 +313,48 @@ fn redis_time_decides_with_the_servers_clock() {
     assert!(
         reset > 0 && reset <= 3600 * SECOND,
         "reset {reset} from Redis's clock"
+    );
+}
+
+/// A call made while Redis is down fails (the failure policy answers its
+/// request), and is not run later: once Redis is back, none of the calls made
+/// during the outage is counted. (The hazard a connection queue brings: a
+/// command held for the reconnection and sent after its caller gave up.)
+#[test]
+fn a_call_during_an_outage_is_never_counted_once_redis_is_back() {
+    if !require_redis() {
+        return;
+    }
+    let mut server = RedisServer::start();
+    let store = support::connect(RedisOptions {
+        command_timeout: Duration::from_millis(300),
+        ..options(server.url(), "once:")
+    });
+    let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
+    let checks = [support::check("{once}x", &limit)];
+    assert_eq!(decide(&store, &checks, START).outcomes[0].remaining, 9);
+
+    server.kill();
+    for _ in 0..5 {
+        assert!(support::decide_result(&store, &checks, START).is_err());
+    }
+
+    // Redis comes back empty: the first decision it makes must be the
+    // first hit it sees.
+    server.restart();
+    let decided = (0..100)
+        .find_map(|_| {
+            let result = support::decide_result(&store, &checks, START).ok();
+            if result.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result
+        })
+        .expect("decided by Redis once it is back");
+    assert_eq!(decided.outcomes[0].remaining, 9);
+    assert_eq!(
+        server.cli(&["GET", "once:{once}x"]),
+        format!("1 {} 1", START - START % (3600 * SECOND))
     );
 }
 
