@@ -4,8 +4,6 @@
 //! policy file; decisions over real gRPC, counters read in real Redis.
 
 use crate::support;
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
@@ -15,7 +13,7 @@ use ratelimitd_testkit::{
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::{ServeProcess, BINARY};
+use support::{rls_descriptor, ServeProcess, BINARY};
 
 /// The reference's integration layout: `RUNTIME_ROOT=…/current`,
 /// `RUNTIME_SUBDIRECTORY=ratelimit`, the files under `config/`.
@@ -98,19 +96,6 @@ descriptors:
     rate_limit: {unit: day, requests_per_unit: 2}
 "#;
 
-fn descriptor(entries: &[(&str, &str)]) -> RateLimitDescriptor {
-    RateLimitDescriptor {
-        entries: entries
-            .iter()
-            .map(|(key, value)| Entry {
-                key: key.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
-        ..RateLimitDescriptor::default()
-    }
-}
-
 /// Sends `domain` + descriptors; returns the overall code and each
 /// status's code and remaining.
 async fn ask(addr: &str, domain: &str, descriptors: &[&[(&str, &str)]]) -> String {
@@ -120,7 +105,7 @@ async fn ask(addr: &str, domain: &str, descriptors: &[&[(&str, &str)]]) -> Strin
     let response = client
         .should_rate_limit(RateLimitRequest {
             domain: domain.into(),
-            descriptors: descriptors.iter().map(|d| descriptor(d)).collect(),
+            descriptors: descriptors.iter().map(|d| rls_descriptor(d)).collect(),
             hits_addend: 0,
         })
         .await

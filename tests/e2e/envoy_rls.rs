@@ -5,9 +5,7 @@
 
 use crate::support;
 
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
-    Entry, RateLimitOverride,
-};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
     rate_limit::Unit, Code, DescriptorStatus,
@@ -17,7 +15,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimit
 use envoy_types::pb::google::protobuf::UInt64Value;
 use ratelimitd_testkit::{require_redis, RedisServer};
 use std::time::Duration;
-use support::{ServeProcess, TestServer, EPOCH_MICROS};
+use support::{rls_descriptor, ServeProcess, TestServer, EPOCH_MICROS};
 use tonic::transport::Channel;
 
 /// The reference service's example, plus every feature under test.
@@ -90,19 +88,6 @@ async fn client(server: &TestServer) -> RateLimitServiceClient<Channel> {
     RateLimitServiceClient::new(server.channel().await)
 }
 
-fn descriptor(entries: &[(&str, &str)]) -> RateLimitDescriptor {
-    RateLimitDescriptor {
-        entries: entries
-            .iter()
-            .map(|(key, value)| Entry {
-                key: key.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
-        ..RateLimitDescriptor::default()
-    }
-}
-
 fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
     RateLimitRequest {
         domain: domain.into(),
@@ -171,7 +156,7 @@ async fn decide_request(
 
 /// One descriptor, one status.
 async fn one(client: &mut RateLimitServiceClient<Channel>, entries: &[(&str, &str)]) -> String {
-    let (overall, statuses) = decide(client, "web", vec![descriptor(entries)]).await;
+    let (overall, statuses) = decide(client, "web", vec![rls_descriptor(entries)]).await;
     let status = statuses.into_iter().next().unwrap();
     assert_eq!(
         overall,
@@ -224,7 +209,10 @@ async fn matching_precedence(server: &TestServer) {
     let (overall, statuses) = decide(
         &mut client,
         "nobody",
-        vec![descriptor(&[("path", "/x")]), descriptor(&[("k", "v")])],
+        vec![
+            rls_descriptor(&[("path", "/x")]),
+            rls_descriptor(&[("k", "v")]),
+        ],
     )
     .await;
     assert_eq!((overall.as_str(), statuses.len()), ("OK", 2));
@@ -280,7 +268,7 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
     // 15.5 s into the minute: 44.5 s left, reported in whole seconds as the
     // reference service does (60 - 15).
     server.clock.set_micros(EPOCH_MICROS + 15_500_000);
-    let mut with_hits = request("web", vec![descriptor(&[("hits", "h")])]);
+    let mut with_hits = request("web", vec![rls_descriptor(&[("hits", "h")])]);
     with_hits.hits_addend = 3;
     let response = call(&mut client, with_hits.clone()).await;
     assert_eq!(
@@ -294,16 +282,16 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
         "OVER_LIMIT 5/MINUTE remaining=0 reset=45s"
     );
     // A descriptor's own hits_addend 0 checks without consuming.
-    let mut check_only = descriptor(&[("hits", "fresh")]);
+    let mut check_only = rls_descriptor(&[("hits", "fresh")]);
     check_only.hits_addend = Some(UInt64Value { value: 0 });
     for _ in 0..3 {
         let (_, statuses) = decide(&mut client, "web", vec![check_only.clone()]).await;
         assert_eq!(statuses, ["OK 5/MINUTE remaining=5 reset=45s"]);
     }
     // The descriptor's value wins over the request's; request-level 0 is 1.
-    let mut two = descriptor(&[("hits", "fresh")]);
+    let mut two = rls_descriptor(&[("hits", "fresh")]);
     two.hits_addend = Some(UInt64Value { value: 2 });
-    let mut mixed = request("web", vec![two, descriptor(&[("hits", "other")])]);
+    let mut mixed = request("web", vec![two, rls_descriptor(&[("hits", "other")])]);
     mixed.hits_addend = 0;
     let response = call(&mut client, mixed).await;
     let statuses: Vec<String> = response.statuses.iter().map(show).collect();
@@ -318,8 +306,8 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
     let twice = request(
         "web",
         vec![
-            descriptor(&[("hits", "dup")]),
-            descriptor(&[("hits", "dup")]),
+            rls_descriptor(&[("hits", "dup")]),
+            rls_descriptor(&[("hits", "dup")]),
         ],
     );
     let response = call(&mut client, twice).await;
@@ -338,11 +326,11 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
 /// next consuming call is over, and then so is the check.
 async fn a_check_at_exactly_the_limit(server: &TestServer) {
     let mut client = client(server).await;
-    let mut five = request("web", vec![descriptor(&[("hits", "edge")])]);
+    let mut five = request("web", vec![rls_descriptor(&[("hits", "edge")])]);
     five.hits_addend = 5;
     let (_, statuses) = decide_request(&mut client, five).await;
     assert_eq!(statuses, ["OK 5/MINUTE remaining=0 reset=60s"]);
-    let mut check_only = descriptor(&[("hits", "edge")]);
+    let mut check_only = rls_descriptor(&[("hits", "edge")]);
     check_only.hits_addend = Some(UInt64Value { value: 0 });
     for _ in 0..2 {
         let (overall, statuses) = decide(&mut client, "web", vec![check_only.clone()]).await;
@@ -351,8 +339,12 @@ async fn a_check_at_exactly_the_limit(server: &TestServer) {
             ("OK", vec!["OK 5/MINUTE remaining=0 reset=60s".to_string()])
         );
     }
-    let (overall, statuses) =
-        decide(&mut client, "web", vec![descriptor(&[("hits", "edge")])]).await;
+    let (overall, statuses) = decide(
+        &mut client,
+        "web",
+        vec![rls_descriptor(&[("hits", "edge")])],
+    )
+    .await;
     assert_eq!(
         (overall.as_str(), statuses),
         (
@@ -378,7 +370,7 @@ async fn unlimited_zero_and_overrides(server: &TestServer) {
         "OVER_LIMIT 0/SECOND remaining=0 reset=1s"
     );
     // A limit override applies directly, whatever the tree says.
-    let mut overridden = descriptor(&[("vip", "v")]);
+    let mut overridden = rls_descriptor(&[("vip", "v")]);
     overridden.limit = Some(RateLimitOverride {
         requests_per_unit: 1,
         unit: Unit::Second as i32,
@@ -405,8 +397,8 @@ async fn replaces_shadow_and_quota(server: &TestServer) {
         &mut client,
         "web",
         vec![
-            descriptor(&[("plan", "gold")]),
-            descriptor(&[("ip", "1.2.3.4")]),
+            rls_descriptor(&[("plan", "gold")]),
+            rls_descriptor(&[("ip", "1.2.3.4")]),
         ],
     )
     .await;
@@ -432,7 +424,7 @@ async fn replaces_shadow_and_quota(server: &TestServer) {
         "OK 1/MINUTE[trial] remaining=0 reset=60s"
     );
     // Quota mode: over only when every quota-mode descriptor is over.
-    let quota = |value: &str| descriptor(&[("quota", value)]);
+    let quota = |value: &str| rls_descriptor(&[("quota", value)]);
     let (overall, _) = decide(&mut client, "web", vec![quota("a")]).await;
     assert_eq!(overall, "OK");
     let (overall, statuses) = decide(&mut client, "web", vec![quota("a"), quota("b")]).await;
@@ -447,9 +439,9 @@ async fn replaces_shadow_and_quota(server: &TestServer) {
         &mut client,
         "web",
         vec![
-            descriptor(&[("vip", "v")]),
-            descriptor(&[("blocked", "b")]),
-            descriptor(&[("path", "/several")]),
+            rls_descriptor(&[("vip", "v")]),
+            rls_descriptor(&[("blocked", "b")]),
+            rls_descriptor(&[("path", "/several")]),
         ],
     )
     .await;
@@ -510,8 +502,12 @@ on_both_engines!(
 async fn global_shadow_mode_turns_the_overall_code_ok_only() {
     let (server, _dir) = start("settings: {shadow_mode: true}\nrules: []").await;
     let mut client = client(&server).await;
-    let (overall, statuses) =
-        decide(&mut client, "web", vec![descriptor(&[("blocked", "b")])]).await;
+    let (overall, statuses) = decide(
+        &mut client,
+        "web",
+        vec![rls_descriptor(&[("blocked", "b")])],
+    )
+    .await;
     assert_eq!(overall, "OK");
     assert_eq!(statuses, ["OVER_LIMIT 0/SECOND remaining=0 reset=1s"]);
 }
@@ -532,8 +528,8 @@ async fn response_headers_describe_the_descriptor_closest_to_its_limit() {
         request(
             "web",
             vec![
-                descriptor(&[("path", "/h")]),
-                descriptor(&[("tenant", "t-1")]),
+                rls_descriptor(&[("path", "/h")]),
+                rls_descriptor(&[("tenant", "t-1")]),
             ],
         )
     };
@@ -573,7 +569,7 @@ async fn bad_requests_are_grpc_errors_naming_the_field() {
         let mut client = client.clone();
         async move { client.should_rate_limit(request).await.unwrap_err() }
     };
-    let status = error(request("", vec![descriptor(&[("k", "v")])])).await;
+    let status = error(request("", vec![rls_descriptor(&[("k", "v")])])).await;
     assert_eq!(
         (status.code(), status.message()),
         (tonic::Code::InvalidArgument, "domain: must not be empty")
@@ -586,12 +582,16 @@ async fn bad_requests_are_grpc_errors_naming_the_field() {
             "descriptors: must not be empty"
         )
     );
-    let mut bad_unit = descriptor(&[("k", "v")]);
+    let mut bad_unit = rls_descriptor(&[("k", "v")]);
     bad_unit.limit = Some(RateLimitOverride {
         requests_per_unit: 1,
         unit: Unit::Unknown as i32,
     });
-    let status = error(request("web", vec![descriptor(&[("k", "v")]), bad_unit])).await;
+    let status = error(request(
+        "web",
+        vec![rls_descriptor(&[("k", "v")]), bad_unit],
+    ))
+    .await;
     assert_eq!(
         (status.code(), status.message()),
         (
@@ -603,7 +603,7 @@ async fn bad_requests_are_grpc_errors_naming_the_field() {
     let bare = TestServer::start("rules: []").await;
     let mut bare_client = self::client(&bare).await;
     let status = bare_client
-        .should_rate_limit(request("web", vec![descriptor(&[("k", "v")])]))
+        .should_rate_limit(request("web", vec![rls_descriptor(&[("k", "v")])]))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
@@ -662,7 +662,7 @@ const COUNTED: &str = "domain: counted\ndescriptors: [{key: k, rate_limit: {unit
 
 /// The remaining quota of `counted`/`k`, checked without consuming.
 async fn remaining(client: &mut RateLimitServiceClient<Channel>) -> String {
-    let mut probe = descriptor(&[("k", "v")]);
+    let mut probe = rls_descriptor(&[("k", "v")]);
     probe.hits_addend = Some(UInt64Value { value: 0 });
     let (_, statuses) = decide(client, "counted", vec![probe]).await;
     statuses.into_iter().next().unwrap()
@@ -699,7 +699,7 @@ async fn a_reload_keeps_the_last_good_config_and_every_count() {
         let mut failures = 0;
         for _ in 0..300 {
             let response = caller
-                .should_rate_limit(request("counted", vec![descriptor(&[("k", "v")])]))
+                .should_rate_limit(request("counted", vec![rls_descriptor(&[("k", "v")])]))
                 .await;
             if response.map_or(true, |r| r.into_inner().overall_code != Code::Ok as i32) {
                 failures += 1;
@@ -1005,26 +1005,31 @@ descriptors:
     );
     let server = TestServer::start_with_envoy(&policy, Some(dir.path())).await;
     let mut client = client(&server).await;
-    let (overall, _) = decide(&mut client, "down", vec![descriptor(&[("open", "a")])]).await;
+    let (overall, _) = decide(&mut client, "down", vec![rls_descriptor(&[("open", "a")])]).await;
     assert_eq!(overall, "OK");
     redis.kill();
     // Open: OK with the whole limit left; the protocol is honoured, no error.
-    let (overall, statuses) = decide(&mut client, "down", vec![descriptor(&[("open", "a")])]).await;
+    let (overall, statuses) =
+        decide(&mut client, "down", vec![rls_descriptor(&[("open", "a")])]).await;
     assert_eq!(
         (overall.as_str(), statuses[0].as_str()),
         ("OK", "OK 5/MINUTE remaining=5 reset=60s")
     );
     // Closed: OVER_LIMIT, so Envoy answers 429.
-    let (overall, statuses) =
-        decide(&mut client, "down", vec![descriptor(&[("closed", "c")])]).await;
+    let (overall, statuses) = decide(
+        &mut client,
+        "down",
+        vec![rls_descriptor(&[("closed", "c")])],
+    )
+    .await;
     assert_eq!(
         (overall.as_str(), statuses[0].as_str()),
         ("OVER_LIMIT", "OVER_LIMIT 5/MINUTE remaining=0 reset=60s")
     );
     // Local: decided in process, exactly.
-    let (_, statuses) = decide(&mut client, "down", vec![descriptor(&[("local", "l")])]).await;
+    let (_, statuses) = decide(&mut client, "down", vec![rls_descriptor(&[("local", "l")])]).await;
     assert_eq!(statuses, ["OK 1/MINUTE remaining=0 reset=60s"]);
-    let (overall, _) = decide(&mut client, "down", vec![descriptor(&[("local", "l")])]).await;
+    let (overall, _) = decide(&mut client, "down", vec![rls_descriptor(&[("local", "l")])]).await;
     assert_eq!(overall, "OVER_LIMIT");
     // Health follows: a fail-closed Envoy descriptor whose backend's breaker
     // is open.

@@ -2,6 +2,8 @@
 //! root `main` uses (`service::start`), driven by a manual clock, over a
 //! policy file it writes; the `ratelimitd` binary as a process; clients.
 
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use ratelimitd_engine::{Clock, ManualClock};
 use ratelimitd_proto::v1::rate_limiter_client::RateLimiterClient;
 use ratelimitd_proto::v1::{CheckLimitRequest, CheckLimitResponse, DescriptorEntry};
@@ -155,6 +157,20 @@ impl TestServer {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+/// An Envoy RLS descriptor with `entries` (key, value), in order.
+pub fn rls_descriptor(entries: &[(&str, &str)]) -> RateLimitDescriptor {
+    RateLimitDescriptor {
+        entries: entries
+            .iter()
+            .map(|(key, value)| Entry {
+                key: key.to_string(),
+                value: value.to_string(),
+            })
+            .collect(),
+        ..RateLimitDescriptor::default()
     }
 }
 
