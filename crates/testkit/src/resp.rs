@@ -82,6 +82,12 @@ impl Connection {
         self.read_value()
     }
 
+    /// Reads the next reply without sending anything: the stream a command
+    /// such as MONITOR keeps sending.
+    pub fn read(&mut self) -> io::Result<Value> {
+        self.read_value()
+    }
+
     fn read_value(&mut self) -> io::Result<Value> {
         let mut line = Vec::new();
         if self.stream.read_until(b'\n', &mut line)? == 0 {

@@ -7,7 +7,7 @@ use crate::support::{self, decide, RUNTIME, SECOND};
 use proptest::prelude::*;
 use ratelimitd_engine::{
     Check, Limit, MemoryStore, MemoryStoreOptions, Probe, RedisOptions, RedisStore, RedisTopology,
-    TimeSource,
+    Store, TimeSource,
 };
 use ratelimitd_testkit::resp::Connection;
 use ratelimitd_testkit::{require_redis, RedisServer};
@@ -316,45 +316,183 @@ fn redis_time_decides_with_the_servers_clock() {
     );
 }
 
-/// A call made while Redis is down fails (the failure policy answers its
-/// request), and is not run later: once Redis is back, none of the calls made
-/// during the outage is counted. (The hazard a connection queue brings: a
-/// command held for the reconnection and sent after its caller gave up.)
+/// A call made while Redis cannot be reached fails (the failure policy
+/// answers its request), and is not run later: once Redis is back, none of
+/// the calls made during the outage is counted. (The hazard a connection
+/// queue brings: a command held for the reconnection and sent after its
+/// caller gave up.) The store reconnects in the background, as the
+/// service's do, and each caller gives up after 200 ms by dropping the call,
+/// as the breaker's timeout and a request's deadline do, well before the
+/// client's own 5 s command timeout. The outage keeps Redis running (it
+/// drops the store's connections and refuses new ones until it lifts), so
+/// the script is still loaded when they come back: a held EVALSHA would run.
 #[test]
 fn a_call_during_an_outage_is_never_counted_once_redis_is_back() {
     if !require_redis() {
         return;
     }
-    let mut server = RedisServer::start();
-    let store = support::connect(RedisOptions {
-        command_timeout: Duration::from_millis(300),
-        ..options(server.url(), "once:")
-    });
+    outage_is_never_counted(&RUNTIME, false);
+}
+
+/// The same through a serving thread's own connection (its lane): calls
+/// from a current-thread runtime, the lane connected before Redis goes down.
+#[test]
+fn a_call_during_an_outage_is_never_counted_through_a_lane() {
+    if !require_redis() {
+        return;
+    }
+    outage_is_never_counted(&current_thread(), true);
+}
+
+/// A runtime like a serving thread's.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The addresses of the connections Redis has open, but the one asking.
+fn connections(server: &RedisServer) -> Vec<String> {
+    server
+        .cli(&["CLIENT", "LIST"])
+        .lines()
+        .filter(|line| !line.contains(" cmd=client|list "))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|field| field.strip_prefix("addr="))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (at most 10 s) for a connection `before` did not have: the lane
+/// the store opened on the serving thread's first call, which connects while
+/// that thread's `runtime` runs; then runs it 300 ms more, for the client
+/// to read Redis's answers to its handshake. Returns the lane's address.
+fn wait_for_lane(
+    server: &RedisServer,
+    before: &[String],
+    runtime: &tokio::runtime::Runtime,
+) -> String {
+    runtime.block_on(async {
+        for _ in 0..200 {
+            let opened: Vec<String> = connections(server)
+                .into_iter()
+                .filter(|addr| !before.contains(addr))
+                .collect();
+            match opened.as_slice() {
+                [] => tokio::time::sleep(Duration::from_millis(50)).await,
+                [lane] => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    return lane.clone();
+                }
+                more => panic!("more than one new connection: {more:?}"),
+            }
+        }
+        panic!("no lane opened");
+    })
+}
+
+/// Calls decide on `runtime`; with `lane`, once the lane it opens is up.
+fn outage_is_never_counted(runtime: &tokio::runtime::Runtime, lane: bool) {
+    let server = RedisServer::start();
+    let store = RUNTIME
+        .block_on(RedisStore::start(RedisOptions {
+            command_timeout: Duration::from_secs(5),
+            ..options(server.url(), "once:")
+        }))
+        .unwrap();
     let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
     let checks = [support::check("{once}x", &limit)];
-    assert_eq!(decide(&store, &checks, START).outcomes[0].remaining, 9);
-
-    server.kill();
-    for _ in 0..5 {
-        assert!(support::decide_result(&store, &checks, START).is_err());
+    let decide = |now| {
+        let call = async {
+            tokio::time::timeout(Duration::from_millis(200), store.decide(&checks, now)).await
+        };
+        match runtime.block_on(call) {
+            Ok(decided) => decided.map_err(|e| e.to_string()),
+            Err(_) => Err("gave up".to_string()),
+        }
+    };
+    let pool = connections(&server);
+    assert_eq!(decide(START).unwrap().outcomes[0].remaining, 9);
+    if lane {
+        wait_for_lane(&server, &pool, runtime);
     }
 
-    // Redis comes back empty: the first decision it makes must be the
-    // first hit it sees.
-    server.restart();
+    // Authenticated before the password is set, this connection stays so.
+    let mut admin = Connection::connect(&server.addr(), Duration::from_secs(10)).unwrap();
+    let mut admin = |args: &[&str]| admin.command(args).unwrap();
+    admin(&["CONFIG", "SET", "requirepass", "outage"]);
+    admin(&["CLIENT", "KILL", "TYPE", "normal"]);
+    for _ in 0..5 {
+        assert!(decide(START).is_err());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    admin(&["CONFIG", "SET", "requirepass", ""]);
     let decided = (0..100)
         .find_map(|_| {
-            let result = support::decide_result(&store, &checks, START).ok();
+            let result = decide(START).ok();
             if result.is_none() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             result
         })
         .expect("decided by Redis once it is back");
-    assert_eq!(decided.outcomes[0].remaining, 9);
+    assert_eq!(decided.outcomes[0].remaining, 8);
     assert_eq!(
         server.cli(&["GET", "once:{once}x"]),
-        format!("1 {} 1", START - START % (3600 * SECOND))
+        format!("1 {} 2", START - START % (3600 * SECOND))
+    );
+}
+
+/// A serving thread's calls go through the connection the store opened for
+/// it once that is up, and decide exactly as through the pool: the first
+/// call takes the pool (the lane connects meanwhile), every later one the
+/// lane, as MONITOR shows by the address each EVALSHA came from.
+#[test]
+fn a_serving_thread_decides_through_its_own_connection() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = connect(server.url(), "lane:");
+    let pool = connections(&server);
+    assert_eq!(pool.len(), 4, "{pool:?}");
+    let mut monitor = Connection::connect(&server.addr(), Duration::from_secs(10)).unwrap();
+    assert_eq!(monitor.command(&["MONITOR"]).unwrap().as_str(), Some("OK"));
+    let before = connections(&server);
+    let serving = current_thread();
+    let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
+    let checks = [support::check("{lane}x", &limit)];
+    let remaining = |now| {
+        let decided = serving.block_on(store.decide(&checks, now)).unwrap();
+        decided.outcomes[0].remaining
+    };
+    assert_eq!(remaining(START), 9);
+    let lane = wait_for_lane(&server, &before, &serving);
+    let later: Vec<u64> = (1..=5).map(|step| remaining(START + step)).collect();
+    assert_eq!(later, [8, 7, 6, 5, 4]);
+
+    let callers: Vec<String> = std::iter::from_fn(|| monitor.read().ok())
+        .filter_map(|line| line.as_str().map(str::to_string))
+        .filter(|line| line.to_ascii_uppercase().contains("\"EVALSHA\""))
+        .take(6)
+        .map(|line| {
+            let caller = line
+                .split_once(" [0 ")
+                .and_then(|(_, rest)| rest.split_once(']'));
+            caller.map(|(addr, _)| addr.to_string()).unwrap_or(line)
+        })
+        .collect();
+    assert!(
+        pool.contains(&callers[0]),
+        "first call {callers:?}, pool {pool:?}"
+    );
+    assert_eq!(
+        callers[1..],
+        [lane.clone(), lane.clone(), lane.clone(), lane.clone(), lane]
     );
 }
 

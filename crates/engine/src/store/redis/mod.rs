@@ -22,21 +22,25 @@
 //! nothing, and the request is allowed only if every group allows it (a group
 //! that allowed has then consumed even if another denied).
 //!
-//! What the store is told, and how that becomes fred's configuration, is
-//! `options.rs`; TLS files are `tls.rs`.
+//! Calls from a serving thread (a current-thread runtime) go through that
+//! thread's own connection when it is up (`lanes.rs`), others through the
+//! pool. What the store is told, and how that becomes fred's configuration,
+//! is `options.rs`; TLS files are `tls.rs`.
 
 use super::{Store, StoreError};
 use crate::decision::{Check, Decision, Distinct, Outcome};
 use crate::AlgorithmKind;
 use async_trait::async_trait;
-use fred::error::Error as FredError;
+use fred::error::{Error as FredError, ErrorKind as FredErrorKind};
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
-use fred::prelude::{Builder, Pool, ReconnectPolicy};
+use fred::prelude::{Builder, Client, Pool, ReconnectPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod lanes;
 mod options;
 mod tls;
 
+use lanes::Lanes;
 use options::{describe, fred_config};
 pub use options::{RedisOptions, RedisTopology, TimeSource};
 pub use tls::RedisTls;
@@ -66,6 +70,7 @@ pub struct RedisStoreStats {
 pub struct RedisStore {
     options: RedisOptions,
     pool: Pool,
+    lanes: Lanes,
     clustered: bool,
     script_sha: String,
     script_calls: AtomicU64,
@@ -83,7 +88,7 @@ impl RedisStore {
             return Err(store.error(format!("cannot connect to {describe}: {message}")));
         }
         store
-            .load_script()
+            .load_script(store.pool.next())
             .await
             .map_err(|e| store.error(format!("cannot load the script into {describe}: {e}")))?;
         Ok(store)
@@ -119,21 +124,26 @@ impl RedisStore {
         config.fail_fast = fail_fast;
         let command_timeout = options.command_timeout;
         let connect_timeout = options.connect_timeout;
-        let pool = Builder::from_config(config)
+        let mut builder = Builder::from_config(config);
+        builder
             .with_performance_config(|performance| {
                 performance.default_command_timeout = command_timeout;
             })
             .with_connection_config(|connection| {
                 connection.connection_timeout = connect_timeout;
                 connection.internal_command_timeout = connect_timeout;
+                // At most once: see `call`.
+                connection.max_command_attempts = 1;
             })
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+        let pool = builder
             .build_pool(options.pool_size.max(1))
             .map_err(|e| error(format!("cannot configure the client: {e}")))?;
         Ok(Self {
             clustered: matches!(options.topology, RedisTopology::Cluster { .. }),
             options,
             pool,
+            lanes: Lanes::new(builder),
             script_sha: fred::util::sha1_hash(SCRIPT),
             script_calls: AtomicU64::new(0),
             noscript_reloads: AtomicU64::new(0),
@@ -169,19 +179,36 @@ impl RedisStore {
         format!("{}{key}", self.options.key_prefix)
     }
 
-    async fn load_script(&self) -> Result<(), FredError> {
+    async fn load_script(&self, client: &Client) -> Result<(), FredError> {
         let _sha: String = if self.clustered {
-            self.pool.next().script_load_cluster(SCRIPT).await?
+            client.script_load_cluster(SCRIPT).await?
         } else {
-            self.pool.next().script_load(SCRIPT).await?
+            client.script_load(SCRIPT).await?
         };
         Ok(())
     }
 
-    /// EVALSHA, reloading the script once on NOSCRIPT.
+    /// EVALSHA, reloading the script once on NOSCRIPT (through the same
+    /// connection, whatever the pool's state).
+    ///
+    /// A call is sent at most once, and only on a connection that is up:
+    /// its caller may give up on it (the breaker's timeout, the request's
+    /// deadline) by dropping this future, which fred cannot see, so a
+    /// command queued for a reconnection, or kept to be written again after
+    /// one, could run after its request was answered without it and count
+    /// a hit nobody was told of. So no call waits for a connection (it fails
+    /// at once, and the failure policy answers), and none is retried on a
+    /// new one (`max_command_attempts: 1`).
     async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, FredError> {
+        let lane = self.lanes.current();
+        let client = lane.as_ref().unwrap_or_else(|| self.pool.next_connected());
+        if !client.is_connected() {
+            return Err(FredError::new(
+                FredErrorKind::Canceled,
+                "not connected (reconnecting in the background)",
+            ));
+        }
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        let client = self.pool.next();
         match client
             .evalsha(&self.script_sha, keys.clone(), args.clone())
             .await
@@ -189,7 +216,7 @@ impl RedisStore {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
                 self.noscript_reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(backend = %self.options.name, "script missing in Redis (NOSCRIPT): loading it again");
-                self.load_script().await?;
+                self.load_script(client).await?;
                 self.script_calls.fetch_add(1, Ordering::Relaxed);
                 client.evalsha(&self.script_sha, keys, args).await
             }

@@ -1,0 +1,100 @@
+//! Lanes: one Redis connection per serving thread, driven by that thread.
+//!
+//! The service serves gRPC on threads that each run their own current-thread
+//! runtime. A call through the shared pool crosses threads twice: the
+//! serving thread hands the command to the pool's connection task on another
+//! runtime's worker, whose reply wakes the serving thread again. Profiles
+//! put most of the Redis path's CPU there (wake-ups, futexes, a busy second
+//! runtime). A lane is a client of its own, built from the same
+//! configuration as the pool's, whose connection task is spawned on the
+//! calling thread's runtime: the command, the socket I/O and the reply stay
+//! on one thread.
+//!
+//! A lane is only a faster road to the same Redis with the same client
+//! settings (timeouts, reconnection, fail-fast), so a call sees exactly what
+//! the pool would show it; whenever the lane is not connected (being opened,
+//! reconnecting, its runtime gone) the call takes the pool, as every call
+//! did before lanes. Calls from a multi-threaded runtime always take the
+//! pool: their tasks move between workers, so there is no thread to stay on.
+
+use fred::interfaces::ClientLike;
+use fred::prelude::{Builder, Client};
+use fred::types::ConnectHandle;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+/// How long a thread waits before opening its lane again after the last one
+/// ended (its first connection failed, or it was closed): during an outage
+/// the pool answers, and no call pays for a connection attempt.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Tells stores apart in a thread's lanes.
+static NEXT_STORE: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's lanes, one per store that it has called.
+    static THREAD_LANES: RefCell<Vec<Lane>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One thread's connection for one store.
+struct Lane {
+    store: u64,
+    client: Client,
+    /// The connection task: finished once the lane cannot serve again (its
+    /// first connection failed, or its runtime shut down).
+    driver: ConnectHandle,
+    opened_at: Instant,
+}
+
+/// A store's lanes: how to open one, and which store they belong to.
+pub(super) struct Lanes {
+    builder: Builder,
+    store: u64,
+}
+
+impl Lanes {
+    /// Lanes opened with `builder` (the pool's own configuration).
+    pub(super) fn new(builder: Builder) -> Self {
+        Self {
+            builder,
+            store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The calling thread's connection, if it is connected: `None` tells the
+    /// caller to use the pool. Opens the lane on a current-thread runtime's
+    /// first call (that call still takes the pool; the lane connects in the
+    /// background).
+    pub(super) fn current(&self) -> Option<Client> {
+        let runtime = Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        THREAD_LANES.with(|lanes| {
+            let mut lanes = lanes.borrow_mut();
+            let index = lanes.iter().position(|lane| lane.store == self.store);
+            if let Some(lane) = index.map(|index| &lanes[index]) {
+                if !lane.driver.is_finished() {
+                    return lane.client.is_connected().then(|| lane.client.clone());
+                }
+                if lane.opened_at.elapsed() < REOPEN_AFTER {
+                    return None;
+                }
+            }
+            let client = self.builder.build().ok()?;
+            let lane = Lane {
+                store: self.store,
+                driver: client.connect(),
+                client,
+                opened_at: Instant::now(),
+            };
+            match index {
+                Some(index) => lanes[index] = lane,
+                None => lanes.push(lane),
+            }
+            None
+        })
+    }
+}
