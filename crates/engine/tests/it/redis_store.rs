@@ -7,7 +7,7 @@ use crate::support::{self, decide, RUNTIME, SECOND};
 use proptest::prelude::*;
 use ratelimitd_engine::{
     Check, Limit, MemoryStore, MemoryStoreOptions, Probe, RedisOptions, RedisStore, RedisTopology,
-    Store, TimeSource,
+    Store, TimeSource, SCRIPT,
 };
 use ratelimitd_testkit::resp::Connection;
 use ratelimitd_testkit::{require_redis, RedisServer};
@@ -316,16 +316,15 @@ fn redis_time_decides_with_the_servers_clock() {
     );
 }
 
-/// A call made while Redis cannot be reached fails (the failure policy
-/// answers its request), and is not run later: once Redis is back, none of
-/// the calls made during the outage is counted. (The hazard a connection
-/// queue brings: a command held for the reconnection and sent after its
-/// caller gave up.) The store reconnects in the background, as the
-/// service's do, and each caller gives up after 200 ms by dropping the call,
-/// as the breaker's timeout and a request's deadline do, well before the
-/// client's own 5 s command timeout. The outage keeps Redis running (it
-/// drops the store's connections and refuses new ones until it lifts), so
-/// the script is still loaded when they come back: a held EVALSHA would run.
+/// A call made while Redis is down fails (the failure policy answers its
+/// request), and is not run later: once Redis is back, none of the calls made
+/// during the outage is counted. (The hazard a connection queue brings: a
+/// command held for the reconnection and sent after its caller gave up.)
+/// The store reconnects in the background, as the service's do, and each
+/// caller gives up after 200 ms by dropping the call, as the breaker's
+/// timeout and a request's deadline do, well before the client's own 5 s
+/// command timeout. Redis comes back with the script already loaded, so a
+/// held EVALSHA would run rather than fail with NOSCRIPT.
 #[test]
 fn a_call_during_an_outage_is_never_counted_once_redis_is_back() {
     if !require_redis() {
@@ -396,7 +395,7 @@ fn wait_for_lane(
 
 /// Calls decide on `runtime`; with `lane`, once the lane it opens is up.
 fn outage_is_never_counted(runtime: &tokio::runtime::Runtime, lane: bool) {
-    let server = RedisServer::start();
+    let mut server = RedisServer::start();
     let store = RUNTIME
         .block_on(RedisStore::start(RedisOptions {
             command_timeout: Duration::from_secs(5),
@@ -405,45 +404,54 @@ fn outage_is_never_counted(runtime: &tokio::runtime::Runtime, lane: bool) {
         .unwrap();
     let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
     let checks = [support::check("{once}x", &limit)];
-    let decide = |now| {
-        let call = async {
-            tokio::time::timeout(Duration::from_millis(200), store.decide(&checks, now)).await
-        };
+    // Gives up after `patience`. Outside the outage the callers are patient:
+    // a call Redis ran but answered late (a busy test machine) would be
+    // counted without being answered, which is not the hazard under test.
+    let decide = |patience| {
+        let call = async { tokio::time::timeout(patience, store.decide(&checks, START)).await };
         match runtime.block_on(call) {
             Ok(decided) => decided.map_err(|e| e.to_string()),
             Err(_) => Err("gave up".to_string()),
         }
     };
+    let (impatient, patient) = (Duration::from_millis(200), Duration::from_secs(10));
     let pool = connections(&server);
-    assert_eq!(decide(START).unwrap().outcomes[0].remaining, 9);
+    assert_eq!(decide(patient).unwrap().outcomes[0].remaining, 9);
     if lane {
         wait_for_lane(&server, &pool, runtime);
     }
 
-    // Authenticated before the password is set, this connection stays so.
-    let mut admin = Connection::connect(&server.addr(), Duration::from_secs(10)).unwrap();
-    let mut admin = |args: &[&str]| admin.command(args).unwrap();
-    admin(&["CONFIG", "SET", "requirepass", "outage"]);
-    admin(&["CLIENT", "KILL", "TYPE", "normal"]);
+    server.kill();
+    // The client sees its connections close (on the serving thread's
+    // runtime too, which must run for that); a call sent in the instant
+    // before it does is the one case left (see `RedisStore::call`).
+    runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     for _ in 0..5 {
-        assert!(decide(START).is_err());
+        assert!(decide(impatient).is_err());
     }
     std::thread::sleep(Duration::from_millis(300));
 
-    admin(&["CONFIG", "SET", "requirepass", ""]);
+    // Redis comes back empty but with the script loaded before the store
+    // reconnects (its backoff has grown past a few hundred ms by now): a
+    // held EVALSHA would run, and the first decision Redis makes must be the
+    // first hit it sees.
+    server.restart();
+    let mut loader = Connection::connect(&server.addr(), Duration::from_secs(10)).unwrap();
+    let loaded = loader.command(&["SCRIPT", "LOAD", SCRIPT]).unwrap();
+    assert_eq!(loaded.as_str().map(str::len), Some(40), "{loaded:?}");
     let decided = (0..100)
         .find_map(|_| {
-            let result = decide(START).ok();
+            let result = decide(patient).ok();
             if result.is_none() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             result
         })
         .expect("decided by Redis once it is back");
-    assert_eq!(decided.outcomes[0].remaining, 8);
+    assert_eq!(decided.outcomes[0].remaining, 9);
     assert_eq!(
         server.cli(&["GET", "once:{once}x"]),
-        format!("1 {} 2", START - START % (3600 * SECOND))
+        format!("1 {} 1", START - START % (3600 * SECOND))
     );
 }
 

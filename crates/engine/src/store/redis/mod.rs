@@ -198,7 +198,10 @@ impl RedisStore {
     /// one, could run after its request was answered without it and count
     /// a hit nobody was told of. So no call waits for a connection (it fails
     /// at once, and the failure policy answers), and none is retried on a
-    /// new one (`max_command_attempts: 1`).
+    /// new one (`max_command_attempts: 1`). One window is left: a call sent
+    /// in the instant between a connection's loss and the client seeing it
+    /// waits in the client's queue, and runs after the reconnection unless
+    /// the client's own command timeout ran out first.
     async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, FredError> {
         let lane = self.lanes.current();
         let client = lane.as_ref().unwrap_or_else(|| self.pool.next_connected());
