@@ -425,7 +425,7 @@ fn outage_is_never_counted(runtime: &tokio::runtime::Runtime, lane: bool) {
     // The client sees its connections close (on the serving thread's
     // runtime too, which must run for that); a call sent in the instant
     // before it does is the one case left (see `RedisStore::call`).
-    runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    runtime.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
     for _ in 0..5 {
         assert!(decide(impatient).is_err());
     }

@@ -17,6 +17,7 @@
 //! did before lanes. Calls from a multi-threaded runtime always take the
 //! pool: their tasks move between workers, so there is no thread to stay on.
 
+use super::watched::Watched;
 use fred::interfaces::ClientLike;
 use fred::prelude::{Builder, Client};
 use fred::types::ConnectHandle;
@@ -41,7 +42,7 @@ thread_local! {
 /// One thread's connection for one store.
 struct Lane {
     store: u64,
-    client: Client,
+    client: Watched,
     /// The connection task: finished once the lane cannot serve again (its
     /// first connection failed, or its runtime shut down).
     driver: ConnectHandle,
@@ -63,7 +64,7 @@ impl Lanes {
         }
     }
 
-    /// The calling thread's connection, if it is connected: `None` tells the
+    /// The calling thread's connection, if it is ready: `None` tells the
     /// caller to use the pool. Opens the lane on a current-thread runtime's
     /// first call (that call still takes the pool; the lane connects in the
     /// background).
@@ -77,16 +78,16 @@ impl Lanes {
             let index = lanes.iter().position(|lane| lane.store == self.store);
             if let Some(lane) = index.map(|index| &lanes[index]) {
                 if !lane.driver.is_finished() {
-                    return lane.client.is_connected().then(|| lane.client.clone());
+                    return lane.client.ready().then(|| lane.client.client().clone());
                 }
                 if lane.opened_at.elapsed() < REOPEN_AFTER {
                     return None;
                 }
             }
-            let client = self.builder.build().ok()?;
+            let client = Watched::new(self.builder.build().ok()?);
             let lane = Lane {
                 store: self.store,
-                driver: client.connect(),
+                driver: client.client().connect(),
                 client,
                 opened_at: Instant::now(),
             };

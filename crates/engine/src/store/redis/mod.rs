@@ -34,16 +34,18 @@ use async_trait::async_trait;
 use fred::error::{Error as FredError, ErrorKind as FredErrorKind};
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::prelude::{Builder, Client, Pool, ReconnectPolicy};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 mod lanes;
 mod options;
 mod tls;
+mod watched;
 
 use lanes::Lanes;
 use options::{describe, fred_config};
 pub use options::{RedisOptions, RedisTopology, TimeSource};
 pub use tls::RedisTls;
+use watched::Watched;
 
 /// The script: the driver's head (arguments, the loop over checks), each
 /// algorithm's branch, and the driver's tail (verdict, writes, reply).
@@ -70,6 +72,9 @@ pub struct RedisStoreStats {
 pub struct RedisStore {
     options: RedisOptions,
     pool: Pool,
+    /// The pool's clients, watched (`watched.rs`), and the next to try.
+    pooled: Vec<Watched>,
+    next_pooled: AtomicUsize,
     lanes: Lanes,
     clustered: bool,
     script_sha: String,
@@ -142,6 +147,8 @@ impl RedisStore {
         Ok(Self {
             clustered: matches!(options.topology, RedisTopology::Cluster { .. }),
             options,
+            pooled: pool.clients().iter().cloned().map(Watched::new).collect(),
+            next_pooled: AtomicUsize::new(0),
             pool,
             lanes: Lanes::new(builder),
             script_sha: fred::util::sha1_hash(SCRIPT),
@@ -198,19 +205,21 @@ impl RedisStore {
     /// one, could run after its request was answered without it and count
     /// a hit nobody was told of. So no call waits for a connection (it fails
     /// at once, and the failure policy answers), and none is retried on a
-    /// new one (`max_command_attempts: 1`). One window is left: a call sent
-    /// in the instant between a connection's loss and the client seeing it
-    /// waits in the client's queue, and runs after the reconnection unless
-    /// the client's own command timeout ran out first.
+    /// new one (`max_command_attempts: 1`). "Up" is what the client's own
+    /// connection events say (`watched.rs`): fred still reports a client
+    /// connected while it waits between reconnection attempts. One window
+    /// is left: a call sent in the instant between a connection's loss and
+    /// the client's error event waits in the client's queue, and runs after
+    /// the reconnection unless the client's own command timeout ran out
+    /// first.
     async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, FredError> {
         let lane = self.lanes.current();
-        let client = lane.as_ref().unwrap_or_else(|| self.pool.next_connected());
-        if !client.is_connected() {
+        let Some(client) = lane.as_ref().or_else(|| self.ready_in_pool()) else {
             return Err(FredError::new(
                 FredErrorKind::Canceled,
                 "not connected (reconnecting in the background)",
             ));
-        }
+        };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
         match client
             .evalsha(&self.script_sha, keys.clone(), args.clone())
@@ -225,6 +234,15 @@ impl RedisStore {
             }
             result => result,
         }
+    }
+
+    /// The pool's next client that is ready (`watched.rs`), if any.
+    fn ready_in_pool(&self) -> Option<&Client> {
+        let first = self.next_pooled.fetch_add(1, Ordering::Relaxed);
+        (0..self.pooled.len())
+            .map(|offset| &self.pooled[(first + offset) % self.pooled.len()])
+            .find(|watched| watched.ready())
+            .map(Watched::client)
     }
 
     /// Decides one slot group: `members` index `keys` and `firsts`.
