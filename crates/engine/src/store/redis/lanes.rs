@@ -12,9 +12,9 @@
 //!
 //! A lane is only a faster road to the same Redis with the same client
 //! settings (timeouts, reconnection, fail-fast), so a call sees exactly what
-//! the pool would show it; whenever the lane is not connected (being opened,
-//! reconnecting, its runtime gone) the call takes the pool, as every call
-//! did before lanes. Calls from a multi-threaded runtime always take the
+//! the pool would show it; whenever the lane is not ready (`watched.rs`:
+//! being opened, reconnecting, its runtime gone) the call takes the pool, as
+//! every call did before lanes. Calls from a multi-threaded runtime always take the
 //! pool: their tasks move between workers, so there is no thread to stay on.
 
 use super::watched::Watched;

@@ -116,7 +116,8 @@ impl RedisStore {
     }
 
     /// The client, configured, not yet connecting. Without `fail_fast`, a
-    /// failed first connection is retried like a lost one.
+    /// failed first connection is retried like a lost one. Runs on a tokio
+    /// runtime: the pool's event listeners (`watched.rs`) are spawned here.
     fn build(options: RedisOptions, fail_fast: bool) -> Result<Self, StoreError> {
         let error = |message: String| StoreError::new(&options.name, message);
         if options.key_prefix.contains(['{', '}']) {

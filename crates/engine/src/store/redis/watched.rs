@@ -8,8 +8,9 @@
 //! request was answered without it. The client's error event comes as the
 //! connection drops, before the first sleep; its reconnect event after each
 //! connection is made. A client is ready when fred says it is connected and
-//! no error came since the last reconnection. (The reconnection policy waits
-//! at least 50 ms before an attempt, so the two events never race.)
+//! no error came since the last reconnection. (The store's reconnection
+//! policy, set in `mod.rs`, waits at least 50 ms before an attempt, so the
+//! two events never race.)
 
 use fred::interfaces::{ClientLike, EventInterface};
 use fred::prelude::Client;
