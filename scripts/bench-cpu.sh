@@ -22,7 +22,9 @@
 #
 # Environment: TOOLS (default ../shared/tools), RLSLOAD and NULLRLS (built from
 # TOOLS/rlsload into /tmp/rlsload-target when unset), LIMITADOR, SYSTEMS (a
-# space-separated subset of the names above), KEYS (default "1 100000").
+# space-separated subset of the names above), KEYS (default "1 100000"),
+# RATELIMITD (a ratelimitd binary to measure instead of building this tree's:
+# to compare two builds, run the script once per build, alternating).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -41,8 +43,8 @@ if [ -z "${RLSLOAD:-}" ] || [ -z "${NULLRLS:-}" ]; then
   NULLRLS=${NULLRLS:-/tmp/rlsload-target/release/nullrls}
 fi
 export RLSLOAD
-cargo build -q --release -p ratelimitd-server
-bin=target/release/ratelimitd
+bin=${RATELIMITD:-target/release/ratelimitd}
+[ -n "${RATELIMITD:-}" ] || cargo build -q --release -p ratelimitd-server
 
 # One limit that admits everything, in each system's words.
 mkdir "$work/envoy"

@@ -1,12 +1,14 @@
 //! The gRPC server: `ratelimit.v1.RateLimiter` and `Admin`, Envoy's
 //! ext_authz v3 and rate limit service v3, `grpc.health.v1.Health` and
 //! server reflection (v1 and v1alpha), behind the per-RPC layer and the
-//! resource limits (`limits.rs`), with a draining shutdown. With an admin
+//! resource limits (`limits.rs`), with a draining shutdown. Connections
+//! batch their responses' writes (`coalesce.rs`). With an admin
 //! listener, `Admin` is served there (with health and reflection) and not
 //! on the public port.
 
 use crate::api::admin::AdminService;
 use crate::api::check_limit::RateLimiterService;
+use crate::api::coalesce::Coalesced;
 use crate::api::ext_authz::ExtAuthzService;
 use crate::api::health;
 use crate::api::layer::RpcLayer;
@@ -16,6 +18,7 @@ use crate::state::ServiceState;
 use crate::tls::{handshaken, ReloadingTls};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
+use futures_util::TryStreamExt;
 use ratelimitd_proto::v1::admin_server::AdminServer;
 use ratelimitd_proto::v1::rate_limiter_server::RateLimiterServer;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -152,12 +155,11 @@ pub async fn serve(
                             };
                             match tls {
                                 None => {
-                                    router
-                                        .serve_with_incoming_shutdown(listener.incoming(), stop)
-                                        .await?;
+                                    let incoming = listener.incoming().map_ok(Coalesced::new);
+                                    router.serve_with_incoming_shutdown(incoming, stop).await?;
                                 }
                                 Some(tls) => {
-                                    let incoming = handshaken(listener, tls);
+                                    let incoming = handshaken(listener, tls).map_ok(Coalesced::new);
                                     router.serve_with_incoming_shutdown(incoming, stop).await?;
                                 }
                             }

@@ -8,12 +8,15 @@
 //! - `admin`, `health`: the backends and the truth about serving;
 //! - `grpc` (every gRPC service behind `layer`: timing, deadline budget),
 //!   `http` (the HTTP port: health, metrics, `/config`, `/json`), both
-//!   within `limits` (message and body sizes, streams, connections).
+//!   within `limits` (message and body sizes, streams, connections); the
+//!   gRPC port's connections through `coalesce` (responses written
+//!   together).
 
 pub mod admin;
 pub mod authorize;
 pub mod check_limit;
 mod client_ip;
+mod coalesce;
 mod config_view;
 pub mod ext_authz;
 mod fields;
