@@ -8,8 +8,9 @@
 //! before the next frame. A `CheckLimit` response with its rate-limit
 //! headers is larger than 256 bytes, so every response took a `writev` of
 //! its own (1.03 writes per response under 64 calls in flight, against one
-//! write per 15 RLS responses), and the syscalls doubled the service's CPU
-//! per request in the kernel (docs/benchmarks.md, "Writes per response").
+//! write per 15 RLS responses), and the service's kernel time per request
+//! was two to three times RLS's (docs/benchmarks.md, "Writes per
+//! response").
 //! Without vectored writes h2 copies payloads up to 1 KiB, so responses of
 //! that size are batched like small ones; larger ones are still chained.
 
