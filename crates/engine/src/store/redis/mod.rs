@@ -212,7 +212,9 @@ impl RedisStore {
     /// is left: a call sent in the instant between a connection's loss and
     /// the client's error event waits in the client's queue, and runs after
     /// the reconnection unless the client's own command timeout ran out
-    /// first.
+    /// first. And a call once written runs whenever Redis gets to it: while
+    /// Redis stalls with its connections open, fred writes every call at
+    /// once, and all of them run when it resumes.
     async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, FredError> {
         let lane = self.lanes.current();
         let Some(client) = lane.as_ref().or_else(|| self.ready_in_pool()) else {
