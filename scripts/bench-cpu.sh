@@ -37,24 +37,8 @@ redis_port=16481
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-if [ -z "${RLSLOAD:-}" ] || [ -z "${NULLRLS:-}" ]; then
-  cargo build -q --release --manifest-path "$tools/rlsload/Cargo.toml" --target-dir /tmp/rlsload-target
-  RLSLOAD=${RLSLOAD:-/tmp/rlsload-target/release/rlsload}
-  NULLRLS=${NULLRLS:-/tmp/rlsload-target/release/nullrls}
-fi
-export RLSLOAD
-bin=${RATELIMITD:-target/release/ratelimitd}
-[ -n "${RATELIMITD:-}" ] || cargo build -q --release -p ratelimitd-server
-
-# One limit that admits everything, in each system's words.
-mkdir "$work/envoy"
-cat >"$work/envoy/bench.yaml" <<YAML
-domain: bench
-descriptors:
-  - key: user
-    rate_limit: {unit: minute, requests_per_unit: 1000000000}
-YAML
-echo "rules: []" >"$work/memory.yaml"
+source scripts/rls-bench-setup.sh
+# The same limit for the Redis backend, CheckLimit and Limitador.
 cat >"$work/redis.yaml" <<YAML
 backends:
   - {name: redis, type: redis, url: "redis://127.0.0.1:$redis_port", pool_size: 4, command_timeout: 1s}

@@ -319,6 +319,24 @@ async fn hits_addend_and_duration_until_reset(server: &TestServer) {
             "OK 5/MINUTE remaining=3 reset=45s"
         ]
     );
+    // The same among many limits (summed in a map past 8): ten descriptors,
+    // the first and the last on one counter, each other one on its own.
+    let values = [
+        "many", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "many",
+    ];
+    let many = request(
+        "web",
+        values
+            .iter()
+            .map(|value| rls_descriptor(&[("hits", value)]))
+            .collect(),
+    );
+    let response = call(&mut client, many).await;
+    let statuses: Vec<String> = response.statuses.iter().map(show).collect();
+    let mut expected = vec!["OK 5/MINUTE remaining=4 reset=45s"; 10];
+    expected[0] = "OK 5/MINUTE remaining=3 reset=45s";
+    expected[9] = expected[0];
+    assert_eq!(statuses, expected);
 }
 
 /// A descriptor with hits 0 at exactly the limit is OK with nothing left (the
@@ -563,7 +581,10 @@ async fn response_headers_describe_the_descriptor_closest_to_its_limit() {
 
 #[tokio::test]
 async fn bad_requests_are_grpc_errors_naming_the_field() {
-    let (server, _dir) = start("rules: []").await;
+    let (server, _dir) = start(
+        "settings: {request: {max_descriptors: 3, max_value_bytes: 16, max_cost: 10}}\nrules: []",
+    )
+    .await;
     let mut client = client(&server).await;
     let error = |request| {
         let mut client = client.clone();
@@ -597,6 +618,49 @@ async fn bad_requests_are_grpc_errors_naming_the_field() {
         (
             tonic::Code::InvalidArgument,
             "descriptors[1].limit.unit: 0 is not a time unit"
+        )
+    );
+    let long = "x".repeat(17);
+    let status = error(request(
+        "web",
+        vec![
+            rls_descriptor(&[("k", "v")]),
+            rls_descriptor(&[("k", "v"), ("n", &long)]),
+        ],
+    ))
+    .await;
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "descriptors[1].entries[1].value: 17 bytes, at most 16 allowed"
+        )
+    );
+    let status = error(request(
+        "web",
+        vec![rls_descriptor(&[
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+        ])],
+    ))
+    .await;
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "descriptors[0].entries: 4 entries, at most 3 allowed"
+        )
+    );
+    let mut costly = rls_descriptor(&[("k", "v")]);
+    costly.hits_addend = Some(UInt64Value { value: 11 });
+    let status = error(request("web", vec![costly])).await;
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "descriptors[0].hits_addend: 11, at most 10 allowed"
         )
     );
     // A server without envoyproxy/ratelimit files.

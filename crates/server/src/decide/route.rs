@@ -44,15 +44,16 @@ pub async fn route(
     let now = backends.engine.now();
     let groups = by_backend(routed);
     let engine = &backends.engine;
-    let results = futures_util::future::join_all(groups.iter().map(|(backend, members)| {
+    let decide_group = |(backend, members): &(usize, Vec<usize>)| {
+        let backend = *backend;
         let part: Vec<Check<'_>> = members.iter().map(|&i| routed[i].check).collect();
         let span = tracing::info_span!(
             "backend",
-            backend = engine.backend_name(*backend),
+            backend = engine.backend_name(backend),
             checks = part.len()
         );
         async move {
-            let decision = engine.decide_on(*backend, &part, now);
+            let decision = engine.decide_on(backend, &part, now);
             match budget {
                 None => decision.await.map_err(BackendFailure::Store),
                 Some(budget) => match tokio::time::timeout(budget, decision).await {
@@ -62,8 +63,12 @@ pub async fn route(
             }
         }
         .instrument(span)
-    }))
-    .await;
+    };
+    // Most requests use one backend: awaited as is, without `join_all`.
+    let results = match groups.as_slice() {
+        [group] => vec![decide_group(group).await],
+        _ => futures_util::future::join_all(groups.iter().map(decide_group)).await,
+    };
 
     let mut decided: Vec<Option<Decided>> = vec![None; routed.len()];
     let mut local = Vec::new();

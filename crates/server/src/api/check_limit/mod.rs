@@ -176,7 +176,7 @@ fn plan<'p, 'r>(
         .enumerate()
         .map(|(index, declared)| {
             request_limits(&declared.spec, policy.settings.local_replicas)
-                .map_err(|message| invalid(&format!("limits[{index}].rate"), message))
+                .map_err(|message| invalid(format_args!("limits[{index}].rate"), message))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Planning::Limits(Planned {
@@ -282,7 +282,7 @@ fn declare_error(error: DeclareError) -> Status {
         DeclareError::NotAccepted(domain) => Status::failed_precondition(format!(
             "limits: domain {domain:?} does not accept declared limits (the policy's declared.domains)"
         )),
-        DeclareError::Invalid { field, message } => invalid(&field, message),
+        DeclareError::Invalid { field, message } => invalid(field, message),
     }
 }
 

@@ -45,12 +45,16 @@ impl<'r> ValidRequest<'r> {
         for (index, entry) in request.descriptors.iter().enumerate() {
             if entry.key.is_empty() {
                 return Err(invalid(
-                    &format!("descriptors[{index}].key"),
+                    format_args!("descriptors[{index}].key"),
                     "must not be empty",
                 ));
             }
-            check_length(&format!("descriptors[{index}].key"), &entry.key, caps)?;
-            check_length(&format!("descriptors[{index}].value"), &entry.value, caps)?;
+            check_length(format_args!("descriptors[{index}].key"), &entry.key, caps)?;
+            check_length(
+                format_args!("descriptors[{index}].value"),
+                &entry.value,
+                caps,
+            )?;
         }
         check_count(
             "headers",
@@ -62,8 +66,8 @@ impl<'r> ValidRequest<'r> {
             if name.is_empty() {
                 return Err(invalid("headers", "a header name must not be empty"));
             }
-            check_length(&format!("headers[{name:?}]"), name, caps)?;
-            check_length(&format!("headers[{name:?}]"), value, caps)?;
+            check_length(format_args!("headers[{name:?}]"), name, caps)?;
+            check_length(format_args!("headers[{name:?}]"), value, caps)?;
         }
         for (field, value) in [
             ("user", &request.user),
@@ -129,17 +133,16 @@ fn declared<'r>(
         .iter()
         .enumerate()
         .map(|(index, limit)| {
-            let field = |name: &str| format!("limits[{index}].{name}");
-            check_length(&field("name"), &limit.name, caps)?;
-            check_length(&field("rate"), &limit.rate, caps)?;
+            check_length(format_args!("limits[{index}].name"), &limit.name, caps)?;
+            check_length(format_args!("limits[{index}].rate"), &limit.rate, caps)?;
             check_count(
-                &field("key"),
+                format_args!("limits[{index}].key"),
                 "parts",
                 limit.key.len(),
                 caps.max_descriptors,
             )?;
             for (position, part) in limit.key.iter().enumerate() {
-                check_length(&field(&format!("key[{position}]")), part, caps)?;
+                check_length(format_args!("limits[{index}].key[{position}]"), part, caps)?;
             }
             let algorithm = match limit.algorithm() {
                 Algorithm::Unspecified => None,

@@ -200,10 +200,7 @@ pub(super) fn route<'a>(
     limits: &'a [Limits<'a>],
     envoy_settings: &EnvoySettings,
 ) -> Vec<Routed<'a>> {
-    let mut hits_per_counter: HashMap<&str, u64> = HashMap::new();
-    for p in planned {
-        *hits_per_counter.entry(p.key.as_str()).or_default() += p.hits;
-    }
+    let hits_per_counter = CounterHits::new(planned);
     planned
         .iter()
         .zip(limits)
@@ -213,7 +210,7 @@ pub(super) fn route<'a>(
                 check: Check {
                     key: &p.key,
                     limit,
-                    cost: hits_per_counter[p.key.as_str()],
+                    cost: hits_per_counter.of(&p.key),
                     // Shadow and quota-mode limits never stop the others
                     // from counting; their verdict is applied in respond.
                     enforced: !p.shadow && !p.quota_mode,
@@ -233,6 +230,44 @@ pub(super) fn route<'a>(
             }
         })
         .collect()
+}
+
+/// The hits of each counter a request names, added up over the planned
+/// limits that name it.
+enum CounterHits<'a> {
+    /// Few limits: scanned for each counter, cheaper than hashing every key
+    /// (a request names one to a few counters).
+    Few(&'a [Planned<'a>]),
+    /// Many: summed once per key.
+    Many(HashMap<&'a str, u64>),
+}
+
+impl<'a> CounterHits<'a> {
+    /// Past this many planned limits the hits are summed in a map.
+    const MOST_SCANNED: usize = 8;
+
+    fn new(planned: &'a [Planned<'a>]) -> Self {
+        if planned.len() <= Self::MOST_SCANNED {
+            return Self::Few(planned);
+        }
+        let mut hits: HashMap<&str, u64> = HashMap::new();
+        for p in planned {
+            *hits.entry(p.key.as_str()).or_default() += p.hits;
+        }
+        Self::Many(hits)
+    }
+
+    /// The hits of every planned limit on `key`'s counter.
+    fn of(&self, key: &str) -> u64 {
+        match self {
+            Self::Few(planned) => planned
+                .iter()
+                .filter(|p| p.key == key)
+                .map(|p| p.hits)
+                .sum(),
+            Self::Many(hits) => hits[key],
+        }
+    }
 }
 
 impl Planned<'_> {

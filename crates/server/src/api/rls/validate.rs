@@ -37,21 +37,20 @@ pub(super) fn validate(
         .iter()
         .enumerate()
         .map(|(index, descriptor)| {
-            let field = |name: &str| format!("descriptors[{index}].{name}");
             check_count(
-                &field("entries"),
+                format_args!("descriptors[{index}].entries"),
                 "entries",
                 descriptor.entries.len(),
                 caps.max_descriptors,
             )?;
             for (position, entry) in descriptor.entries.iter().enumerate() {
                 check_length(
-                    &field(&format!("entries[{position}].key")),
+                    format_args!("descriptors[{index}].entries[{position}].key"),
                     &entry.key,
                     caps,
                 )?;
                 check_length(
-                    &field(&format!("entries[{position}].value")),
+                    format_args!("descriptors[{index}].entries[{position}].value"),
                     &entry.value,
                     caps,
                 )?;
@@ -59,14 +58,14 @@ pub(super) fn validate(
             if let Some(hits) = &descriptor.hits_addend {
                 if hits.value > caps.max_cost {
                     return Err(invalid(
-                        &field("hits_addend"),
+                        format_args!("descriptors[{index}].hits_addend"),
                         format!("{}, at most {} allowed", hits.value, caps.max_cost),
                     ));
                 }
             }
             if descriptor.is_negative_hits {
                 return Err(invalid(
-                    &field("is_negative_hits"),
+                    format_args!("descriptors[{index}].is_negative_hits"),
                     "returning hits is not supported",
                 ));
             }
@@ -78,7 +77,7 @@ pub(super) fn validate(
                         .map(|unit| (limit.requests_per_unit, unit))
                         .ok_or_else(|| {
                             invalid(
-                                &field("limit.unit"),
+                                format_args!("descriptors[{index}].limit.unit"),
                                 format!("{} is not a time unit", limit.unit),
                             )
                         })
