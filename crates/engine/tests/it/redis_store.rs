@@ -504,6 +504,134 @@ fn a_serving_thread_decides_through_its_own_connection() {
     );
 }
 
+/// A serving thread's calls made while it runs reach Redis together: 32
+/// concurrent decisions through the thread's lane are one write, which Redis
+/// takes in a read or two (one per call if each went alone), and each is
+/// answered with its own counter's outcome.
+#[test]
+fn a_serving_thread_sends_its_concurrent_calls_in_one_write() {
+    if !require_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = connect(server.url(), "batch:");
+    let serving = current_thread();
+    let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
+    let before = connections(&server);
+    let first = [support::check("{batch}first", &limit)];
+    serving.block_on(store.decide(&first, START)).unwrap();
+    wait_for_lane(&server, &before, &serving);
+
+    let keys: Vec<String> = (0..32).map(|i| format!("{{batch}}{i}")).collect();
+    let checks: Vec<[Check<'_>; 1]> = keys
+        .iter()
+        .map(|key| [support::check(key, &limit)])
+        .collect();
+    let reads = || -> u64 {
+        let stats = server.cli(&["INFO", "stats"]);
+        let line = stats
+            .lines()
+            .find_map(|line| line.strip_prefix("total_reads_processed:"))
+            .unwrap();
+        line.trim().parse().unwrap()
+    };
+    let reads_before = reads();
+    let decided = serving.block_on(futures_util::future::join_all(
+        checks.iter().map(|check| store.decide(check, START)),
+    ));
+    // The INFO above and below are a read each.
+    let reads_for_calls = reads() - reads_before - 1;
+    let remaining: Vec<u64> = decided
+        .into_iter()
+        .map(|decision| decision.unwrap().outcomes[0].remaining)
+        .collect();
+    assert_eq!(remaining, vec![9; 32]);
+    assert!(reads_for_calls <= 2, "{reads_for_calls} reads for 32 calls");
+}
+
+/// A lane logs in as the pool does: the password and the database of the URL.
+#[test]
+fn a_lane_logs_in_and_selects_the_database() {
+    if !require_redis() {
+        return;
+    }
+    let server =
+        RedisServer::start_with(ratelimitd_testkit::RedisOptions::default().with_password("pw"));
+    let store = connect(format!("{}/3", server.url()), "db:");
+    let serving = current_thread();
+    let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
+    let checks = [support::check("{db}x", &limit)];
+    let before = connections(&server);
+    let remaining = |now| {
+        let decided = serving.block_on(store.decide(&checks, now)).unwrap();
+        decided.outcomes[0].remaining
+    };
+    assert_eq!(remaining(START), 9);
+    wait_for_lane(&server, &before, &serving);
+    assert_eq!(remaining(START + 1), 8);
+    assert_eq!(remaining(START + 2), 7);
+    let window = START - START % (3600 * SECOND);
+    assert_eq!(
+        server.cli(&["-n", "3", "GET", "db:{db}x"]),
+        format!("1 {window} 3")
+    );
+    assert_eq!(server.cli(&["-n", "0", "EXISTS", "db:{db}x"]), "0");
+}
+
+/// A lane whose Redis stops answering gives up within one and a half
+/// command timeouts: its calls fail, and the thread's next calls take the
+/// pool (which fails too while Redis is stopped) until a new lane is up.
+#[test]
+fn a_lane_gives_up_when_redis_stops_answering() {
+    if !require_redis() {
+        return;
+    }
+    let mut server = RedisServer::start();
+    let store = RUNTIME
+        .block_on(RedisStore::connect(RedisOptions {
+            command_timeout: Duration::from_millis(200),
+            ..options(server.url(), "stall:")
+        }))
+        .unwrap();
+    let serving = current_thread();
+    let limit = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
+    let checks = [support::check("{stall}x", &limit)];
+    let before = connections(&server);
+    serving.block_on(store.decide(&checks, START)).unwrap();
+    let lane = wait_for_lane(&server, &before, &serving);
+
+    server.pause();
+    let started = std::time::Instant::now();
+    let stalled = serving.block_on(store.decide(&checks, START));
+    let waited = started.elapsed();
+    server.resume();
+    let error = stalled.expect_err("no answer while Redis is stopped");
+    assert!(error.message.contains("no reply within 200ms"), "{error}");
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_millis(1_000),
+        "gave up after {waited:?}"
+    );
+    // The lane is gone (Redis may take a moment to see it close).
+    let closed = (0..50).any(|_| {
+        let gone = !connections(&server).contains(&lane);
+        if !gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gone
+    });
+    assert!(closed, "the lane {lane} is still open");
+    // The stalled call was written before Redis stopped answering, so it
+    // ran when Redis resumed (see `RedisStore::call`): 2 hits counted.
+    assert_eq!(
+        serving
+            .block_on(store.decide(&checks, START))
+            .unwrap()
+            .outcomes[0]
+            .remaining,
+        7
+    );
+}
+
 #[test]
 fn bad_credentials_and_unreachable_servers_fail_clearly() {
     if !require_redis() {
@@ -599,6 +727,25 @@ fn tls_with_a_ca_file_and_a_client_certificate() {
     assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 2);
     assert_eq!(decide(&store, &check, START).outcomes[0].remaining, 1);
     assert!(redis.server.cli(&["GET", "tls:{tls}x"]).starts_with("1 "));
+    // A serving thread's own connection speaks TLS too.
+    let serving = current_thread();
+    let before = connections(&redis.server);
+    let on_lane = [support::check("{tls}y", &limit)];
+    let remaining = |now| {
+        let decided = serving.block_on(store.decide(&on_lane, now)).unwrap();
+        decided.outcomes[0].remaining
+    };
+    assert_eq!(remaining(START), 2);
+    let lane = wait_for_lane(&redis.server, &before, &serving);
+    assert_eq!(remaining(START), 1);
+    let lane_entry = redis
+        .server
+        .cli(&["CLIENT", "LIST"])
+        .lines()
+        .find(|line| line.contains(&format!("addr={lane} ")))
+        .map(str::to_string)
+        .unwrap();
+    assert!(lane_entry.contains(" cmd=evalsha "), "{lane_entry}");
 
     let error = connect_tls(tls(&files.ca_cert, false))
         .err()

@@ -16,7 +16,13 @@
 //! being opened, reconnecting, its runtime gone) the call takes the pool, as
 //! every call did before lanes. Calls from a multi-threaded runtime always take the
 //! pool: their tasks move between workers, so there is no thread to stay on.
+//!
+//! To a standalone Redis a lane is a [`Pipelined`] connection, which sends
+//! the thread's calls gathered meanwhile in one write (fred writes each
+//! script call on its own); to a sentinel or cluster deployment it is a fred
+//! client, which follows the master or the slots.
 
+use super::pipelined::{Endpoint, Pipelined, Timeouts};
 use super::watched::Watched;
 use fred::interfaces::ClientLike;
 use fred::prelude::{Builder, Client};
@@ -25,6 +31,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::task::JoinHandle;
 
 /// How long a thread waits before opening its lane again after the last one
 /// ended (its first connection failed, or it was closed): during an outage
@@ -42,24 +49,68 @@ thread_local! {
 /// One thread's connection for one store.
 struct Lane {
     store: u64,
-    client: Watched,
-    /// The connection task: finished once the lane cannot serve again (its
-    /// first connection failed, or its runtime shut down).
-    driver: ConnectHandle,
+    connection: Connection,
     opened_at: Instant,
+}
+
+/// A lane's connection and the task that drives it: finished once the lane
+/// cannot serve again (its first connection failed, it was lost or closed,
+/// or its runtime shut down).
+enum Connection {
+    Fred {
+        client: Watched,
+        driver: ConnectHandle,
+    },
+    Pipelined {
+        connection: Pipelined,
+        driver: JoinHandle<()>,
+    },
+}
+
+impl Connection {
+    fn finished(&self) -> bool {
+        match self {
+            Self::Fred { driver, .. } => driver.is_finished(),
+            Self::Pipelined { driver, .. } => driver.is_finished(),
+        }
+    }
+
+    /// The connection to call through, if it is ready.
+    fn ready(&self) -> Option<LaneClient> {
+        match self {
+            Self::Fred { client, .. } => client
+                .ready()
+                .then(|| LaneClient::Fred(client.client().clone())),
+            Self::Pipelined { connection, .. } => connection
+                .ready()
+                .then(|| LaneClient::Pipelined(connection.clone())),
+        }
+    }
+}
+
+/// What a call goes through on this thread.
+pub(super) enum LaneClient {
+    Fred(Client),
+    Pipelined(Pipelined),
 }
 
 /// A store's lanes: how to open one, and which store they belong to.
 pub(super) struct Lanes {
     builder: Builder,
+    /// A standalone Redis's address and login (pipelined lanes).
+    endpoint: Option<Endpoint>,
+    timeouts: Timeouts,
     store: u64,
 }
 
 impl Lanes {
-    /// Lanes opened with `builder` (the pool's own configuration).
-    pub(super) fn new(builder: Builder) -> Self {
+    /// Lanes opened with `builder` (the pool's own configuration) and, to
+    /// a standalone Redis, `timeouts`.
+    pub(super) fn new(builder: Builder, timeouts: Timeouts) -> Self {
         Self {
+            endpoint: builder.get_config().and_then(Endpoint::of),
             builder,
+            timeouts,
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -68,7 +119,7 @@ impl Lanes {
     /// caller to use the pool. Opens the lane on a current-thread runtime's
     /// first call (that call still takes the pool; the lane connects in the
     /// background).
-    pub(super) fn current(&self) -> Option<Client> {
+    pub(super) fn current(&self) -> Option<LaneClient> {
         let runtime = Handle::try_current().ok()?;
         if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
             return None;
@@ -77,18 +128,16 @@ impl Lanes {
             let mut lanes = lanes.borrow_mut();
             let index = lanes.iter().position(|lane| lane.store == self.store);
             if let Some(lane) = index.map(|index| &lanes[index]) {
-                if !lane.driver.is_finished() {
-                    return lane.client.ready().then(|| lane.client.client().clone());
+                if !lane.connection.finished() {
+                    return lane.connection.ready();
                 }
                 if lane.opened_at.elapsed() < REOPEN_AFTER {
                     return None;
                 }
             }
-            let client = Watched::new(self.builder.build().ok()?);
             let lane = Lane {
                 store: self.store,
-                driver: client.client().connect(),
-                client,
+                connection: self.open()?,
                 opened_at: Instant::now(),
             };
             match index {
@@ -96,6 +145,23 @@ impl Lanes {
                 None => lanes.push(lane),
             }
             None
+        })
+    }
+
+    /// A new connection, connecting in the background.
+    fn open(&self) -> Option<Connection> {
+        Some(match &self.endpoint {
+            Some(endpoint) => {
+                let (connection, driver) = Pipelined::open(endpoint.clone(), self.timeouts);
+                Connection::Pipelined { connection, driver }
+            }
+            None => {
+                let client = Watched::new(self.builder.build().ok()?);
+                Connection::Fred {
+                    driver: client.client().connect(),
+                    client,
+                }
+            }
         })
     }
 }

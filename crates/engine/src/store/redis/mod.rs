@@ -40,12 +40,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 mod lanes;
 mod options;
+mod pipelined;
 mod tls;
 mod watched;
 
-use lanes::Lanes;
+use lanes::{LaneClient, Lanes};
 use options::{describe, fred_config};
 pub use options::{RedisOptions, RedisTopology, TimeSource};
+use pipelined::Timeouts;
 pub use tls::RedisTls;
 use watched::Watched;
 
@@ -154,7 +156,13 @@ impl RedisStore {
             pooled: pool.clients().iter().cloned().map(Watched::new).collect(),
             next_pooled: AtomicUsize::new(0),
             pool,
-            lanes: Lanes::new(builder),
+            lanes: Lanes::new(
+                builder,
+                Timeouts {
+                    connect: connect_timeout,
+                    command: command_timeout,
+                },
+            ),
             script_sha: Str::from(fred::util::sha1_hash(SCRIPT)),
             script_calls: AtomicU64::new(0),
             noscript_reloads: AtomicU64::new(0),
@@ -223,26 +231,53 @@ impl RedisStore {
     /// their digits straight into its buffer: no string per argument, and
     /// the copy kept for a NOSCRIPT retry costs no allocation either.
     async fn call(&self, keys: Vec<String>, args: Vec<Value>) -> Result<Vec<i64>, FredError> {
-        let lane = self.lanes.current();
-        let Some(client) = lane.as_ref().or_else(|| self.ready_in_pool()) else {
-            return Err(FredError::new(
-                FredErrorKind::Canceled,
-                "not connected (reconnecting in the background)",
-            ));
+        let via = match self.lanes.current() {
+            Some(lane) => lane,
+            None => LaneClient::Fred(
+                self.ready_in_pool()
+                    .ok_or_else(|| {
+                        FredError::new(
+                            FredErrorKind::Canceled,
+                            "not connected (reconnecting in the background)",
+                        )
+                    })?
+                    .clone(),
+            ),
         };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        match client
-            .evalsha(self.script_sha.clone(), keys.clone(), args.clone())
-            .await
-        {
+        match self.evalsha(&via, &keys, &args).await {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
                 self.noscript_reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(backend = %self.options.name, "script missing in Redis (NOSCRIPT): loading it again");
-                self.load_script(client).await?;
+                let loader = match &via {
+                    LaneClient::Fred(client) => client,
+                    LaneClient::Pipelined(_) => self.pool.next(),
+                };
+                self.load_script(loader).await?;
                 self.script_calls.fetch_add(1, Ordering::Relaxed);
-                client.evalsha(self.script_sha.clone(), keys, args).await
+                self.evalsha(&via, &keys, &args).await
             }
             result => result,
+        }
+    }
+
+    /// One EVALSHA through `via`, within the command timeout.
+    async fn evalsha(
+        &self,
+        via: &LaneClient,
+        keys: &[String],
+        args: &[Value],
+    ) -> Result<Vec<i64>, FredError> {
+        match via {
+            LaneClient::Fred(client) => {
+                client
+                    .evalsha(self.script_sha.clone(), keys.to_vec(), args.to_vec())
+                    .await
+            }
+            LaneClient::Pipelined(connection) => connection
+                .evalsha(&self.script_sha, keys, args)
+                .await
+                .map_err(|error| FredError::new(FredErrorKind::IO, error)),
         }
     }
 
