@@ -505,9 +505,9 @@ fn a_serving_thread_decides_through_its_own_connection() {
 }
 
 /// A serving thread's calls made while it runs reach Redis together: 32
-/// concurrent decisions through the thread's lane are one write, which Redis
-/// takes in a read or two (one per call if each went alone), and each is
-/// answered with its own counter's outcome.
+/// concurrent decisions through the thread's lane are one write (the
+/// store's count), which Redis takes in a read or two, and each is answered
+/// with its own counter's outcome.
 #[test]
 fn a_serving_thread_sends_its_concurrent_calls_in_one_write() {
     if !require_redis() {
@@ -535,12 +535,18 @@ fn a_serving_thread_sends_its_concurrent_calls_in_one_write() {
             .unwrap();
         line.trim().parse().unwrap()
     };
+    // What asking costs (redis-cli's own connection), measured first.
+    let asking = {
+        let first = reads();
+        reads() - first
+    };
     let reads_before = reads();
+    let writes_before = store.stats().pipelined_writes;
     let decided = serving.block_on(futures_util::future::join_all(
         checks.iter().map(|check| store.decide(check, START)),
     ));
-    // The INFO above and below are a read each.
-    let reads_for_calls = reads() - reads_before - 1;
+    let reads_for_calls = (reads() - reads_before).saturating_sub(asking);
+    assert_eq!(store.stats().pipelined_writes - writes_before, 1);
     let remaining: Vec<u64> = decided
         .into_iter()
         .map(|decision| decision.unwrap().outcomes[0].remaining)
@@ -607,8 +613,10 @@ fn a_lane_gives_up_when_redis_stops_answering() {
     server.resume();
     let error = stalled.expect_err("no answer while Redis is stopped");
     assert!(error.message.contains("no reply within 200ms"), "{error}");
+    // 200–300 ms, with a margin for a busy test machine; fred's lane would
+    // have waited for its own 5 s timeout.
     assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_millis(1_000),
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(3),
         "gave up after {waited:?}"
     );
     // The lane is gone (Redis may take a moment to see it close).

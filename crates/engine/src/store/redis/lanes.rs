@@ -29,6 +29,7 @@ use fred::prelude::{Builder, Client};
 use fred::types::ConnectHandle;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinHandle;
@@ -100,6 +101,8 @@ pub(super) struct Lanes {
     /// A standalone Redis's address and login (pipelined lanes).
     endpoint: Option<Endpoint>,
     timeouts: Timeouts,
+    /// Writes made by this store's pipelined lanes.
+    writes: Arc<AtomicU64>,
     store: u64,
 }
 
@@ -111,6 +114,7 @@ impl Lanes {
             endpoint: builder.get_config().and_then(Endpoint::of),
             builder,
             timeouts,
+            writes: Arc::default(),
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -148,11 +152,17 @@ impl Lanes {
         })
     }
 
+    /// Writes made by the store's pipelined lanes so far.
+    pub(super) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     /// A new connection, connecting in the background.
     fn open(&self) -> Option<Connection> {
         Some(match &self.endpoint {
             Some(endpoint) => {
-                let (connection, driver) = Pipelined::open(endpoint.clone(), self.timeouts);
+                let (connection, driver) =
+                    Pipelined::open(endpoint.clone(), self.timeouts, self.writes.clone());
                 Connection::Pipelined { connection, driver }
             }
             None => {

@@ -70,6 +70,10 @@ pub struct RedisStoreStats {
     pub script_calls: u64,
     /// Times the script was missing (NOSCRIPT) and was loaded again.
     pub noscript_reloads: u64,
+    /// Writes made by the serving threads' pipelined connections (to a
+    /// standalone Redis), each carrying every call its thread queued
+    /// meanwhile: `script_calls` per write is the batching.
+    pub pipelined_writes: u64,
 }
 
 /// Counters in Redis.
@@ -190,6 +194,7 @@ impl RedisStore {
         RedisStoreStats {
             script_calls: self.script_calls.load(Ordering::Relaxed),
             noscript_reloads: self.noscript_reloads.load(Ordering::Relaxed),
+            pipelined_writes: self.lanes.writes(),
         }
     }
 

@@ -32,6 +32,7 @@ use redis_protocol::resp2::encode::extend_encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use rustls::pki_types::ServerName;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -89,6 +90,8 @@ pub(super) struct Pipelined {
 struct Shared {
     queue: Mutex<Queue>,
     wake_writer: Notify,
+    /// Writes made, counted with every lane of the store.
+    writes: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -113,11 +116,17 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 impl Pipelined {
     /// Connects to `endpoint` in a task on the current runtime; the task
-    /// ends when the connection does.
-    pub(super) fn open(endpoint: Endpoint, timeouts: Timeouts) -> (Self, JoinHandle<()>) {
+    /// ends when the connection does. Each write it makes adds one to
+    /// `writes`.
+    pub(super) fn open(
+        endpoint: Endpoint,
+        timeouts: Timeouts,
+        writes: Arc<AtomicU64>,
+    ) -> (Self, JoinHandle<()>) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake_writer: Notify::new(),
+            writes,
         });
         let task = tokio::spawn(serve(shared.clone(), endpoint, timeouts));
         (Self { shared }, task)
@@ -278,6 +287,7 @@ async fn write_calls(mut writer: impl AsyncWrite + Unpin, shared: &Shared) -> St
         if let Err(error) = writer.write_all(&batch).await {
             return error.to_string();
         }
+        shared.writes.fetch_add(1, Ordering::Relaxed);
     }
 }
 
