@@ -77,6 +77,45 @@ async fn decisions_are_counted_by_domain_rule_and_outcome_without_request_values
     );
 }
 
+/// The serving threads' own connections to a standalone Redis count their
+/// writes: none before a call; once a thread's connection is up (its first
+/// call opens it and takes the pool), its calls go out in writes of their
+/// own.
+#[tokio::test]
+async fn pipelined_writes_are_exported() {
+    if !require_redis() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let server = TestServer::start(&format!(
+        "backends: [{{name: primary, type: redis, url: \"{}\"}}]\n{POLICY}",
+        redis.url()
+    ))
+    .await;
+    let writes = || async {
+        let lines = metric_lines(&server, "ratelimitd_redis_pipelined_writes_total").await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let (labels, count) = lines[0].rsplit_once(' ').unwrap();
+        assert_eq!(
+            labels,
+            r#"ratelimitd_redis_pipelined_writes_total{backend="primary"}"#
+        );
+        count.parse::<u64>().unwrap()
+    };
+    assert_eq!(writes().await, 0);
+    let mut client = server.client().await;
+    let mut written = 0;
+    for _ in 0..100 {
+        check(&mut client, &request("api", &[("tenant", "acme")])).await;
+        written = writes().await;
+        if written > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(written >= 1, "no pipelined write in 100 calls");
+}
+
 #[tokio::test]
 async fn redis_calls_breaker_and_noscript_are_exported() {
     if !require_redis() {

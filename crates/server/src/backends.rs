@@ -61,6 +61,8 @@ pub struct RedisReading {
     pub transitions: u64,
     /// Script loads after NOSCRIPT so far.
     pub noscript_reloads: u64,
+    /// Writes by the serving threads' pipelined connections so far.
+    pub pipelined_writes: u64,
     /// What its deny cache has done, if it has one.
     pub deny_cache: Option<DenyCacheStats>,
 }
@@ -127,6 +129,7 @@ impl Backends {
                         },
                         transitions: health.breaker.transitions,
                         noscript_reloads: store.stats().noscript_reloads,
+                        pipelined_writes: store.stats().pipelined_writes,
                         deny_cache: deny_cache.as_ref().map(|cache| cache.stats()),
                     })
                 }

@@ -64,6 +64,11 @@ pub(crate) const NOSCRIPT_RELOADS: Definition = Definition {
     otlp: "ratelimitd.redis.noscript_reloads",
     help: "Script loads after NOSCRIPT (first use included)",
 };
+pub(crate) const PIPELINED_WRITES: Definition = Definition {
+    name: "redis_pipelined_writes",
+    otlp: "ratelimitd.redis.pipelined_writes",
+    help: "Writes by the serving threads' own connections to a standalone Redis, each carrying every call its thread queued meanwhile",
+};
 pub(crate) const DENY_CACHE_REQUESTS: Definition = Definition {
     name: "deny_cache_requests",
     otlp: "ratelimitd.deny_cache.requests",
@@ -264,6 +269,7 @@ pub struct Metrics {
     breaker_state: Family<BackendLabels, Gauge>,
     breaker_transitions: Family<BackendLabels, Counter>,
     noscript_reloads: Family<BackendLabels, Counter>,
+    pipelined_writes: Family<BackendLabels, Counter>,
     deny_cache_requests: Family<BackendResultLabels, Counter>,
     deny_cache_inserts: Family<BackendLabels, Counter>,
     deny_cache_evictions: Family<BackendLabels, Counter>,
@@ -293,6 +299,7 @@ impl Metrics {
             breaker_state: Family::default(),
             breaker_transitions: Family::default(),
             noscript_reloads: Family::default(),
+            pipelined_writes: Family::default(),
             deny_cache_requests: Family::default(),
             deny_cache_inserts: Family::default(),
             deny_cache_evictions: Family::default(),
@@ -315,6 +322,7 @@ impl Metrics {
         register(r, &BREAKER_STATE, metrics.breaker_state.clone());
         register(r, &BREAKER_TRANSITIONS, metrics.breaker_transitions.clone());
         register(r, &NOSCRIPT_RELOADS, metrics.noscript_reloads.clone());
+        register(r, &PIPELINED_WRITES, metrics.pipelined_writes.clone());
         register(r, &DENY_CACHE_REQUESTS, metrics.deny_cache_requests.clone());
         register(r, &DENY_CACHE_INSERTS, metrics.deny_cache_inserts.clone());
         register(
@@ -409,6 +417,7 @@ impl Metrics {
             let mut totals = vec![
                 (&self.breaker_transitions, reading.transitions),
                 (&self.noscript_reloads, reading.noscript_reloads),
+                (&self.pipelined_writes, reading.pipelined_writes),
             ];
             if let Some(cache) = reading.deny_cache {
                 totals.push((&self.deny_cache_inserts, cache.inserts));

@@ -8,8 +8,8 @@
 
 use super::metrics::{
     Definition, BREAKER_STATE, BREAKER_TRANSITIONS, DENY_CACHE_ENTRIES, DENY_CACHE_EVICTIONS,
-    DENY_CACHE_INSERTS, DENY_CACHE_REQUESTS, NOSCRIPT_RELOADS, STORE_FULL, STORE_KEYS,
-    STORE_RECLAIMED,
+    DENY_CACHE_INSERTS, DENY_CACHE_REQUESTS, NOSCRIPT_RELOADS, PIPELINED_WRITES, STORE_FULL,
+    STORE_KEYS, STORE_RECLAIMED,
 };
 use crate::backends::{Backends, RedisReading};
 use opentelemetry::metrics::{Meter, ObservableCounter, ObservableGauge};
@@ -119,6 +119,7 @@ pub fn observe_backends(meter: &Meter, backends: &Arc<Backends>) -> BackendObser
         _counters: vec![
             counter(&BREAKER_TRANSITIONS, |b| per_redis(b, |r| r.transitions)),
             counter(&NOSCRIPT_RELOADS, |b| per_redis(b, |r| r.noscript_reloads)),
+            counter(&PIPELINED_WRITES, |b| per_redis(b, |r| r.pipelined_writes)),
             counter(&STORE_RECLAIMED, |b| per_store(b, |stats| stats.reclaimed)),
             counter(&STORE_FULL, |b| {
                 labelled(
