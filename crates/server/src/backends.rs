@@ -120,6 +120,7 @@ impl Backends {
                     deny_cache,
                 } => {
                     let health = guarded.health();
+                    let stats = store.stats();
                     Some(RedisReading {
                         name: health.name,
                         breaker_state: match health.breaker.state {
@@ -128,8 +129,8 @@ impl Backends {
                             BreakerState::Open => 2,
                         },
                         transitions: health.breaker.transitions,
-                        noscript_reloads: store.stats().noscript_reloads,
-                        pipelined_writes: store.stats().pipelined_writes,
+                        noscript_reloads: stats.noscript_reloads,
+                        pipelined_writes: stats.pipelined_writes,
                         deny_cache: deny_cache.as_ref().map(|cache| cache.stats()),
                     })
                 }

@@ -266,7 +266,8 @@ impl RedisStore {
         }
     }
 
-    /// One EVALSHA through `via`, within the command timeout.
+    /// One EVALSHA through `via`, bounded by the command timeout (fred's
+    /// own per command; a pipelined connection's watchdog).
     async fn evalsha(
         &self,
         via: &LaneClient,

@@ -184,7 +184,13 @@ fn encode(buffer: &mut BytesMut, sha: &str, keys: &[String], args: &[Value]) -> 
             other => return Err(format!("unsupported script argument {other:?}")),
         });
     }
-    extend_encode_borrowed(buffer, &BorrowedFrame::Array(&frames), true)
+    encode_array(buffer, &frames)
+}
+
+/// `frames` as one RESP array at the end of `buffer` (integers as bulk
+/// strings, as Redis expects command arguments).
+fn encode_array(buffer: &mut BytesMut, frames: &[BorrowedFrame<'_>]) -> Result<(), String> {
+    extend_encode_borrowed(buffer, &BorrowedFrame::Array(frames), true)
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -192,7 +198,9 @@ fn encode(buffer: &mut BytesMut, sha: &str, keys: &[String], args: &[Value]) -> 
 /// How long a connection may take to open, and a call to be answered.
 #[derive(Clone, Copy)]
 pub(super) struct Timeouts {
+    /// To connect and log in.
     pub connect: Duration,
+    /// For the oldest call's reply, past which the connection is given up.
     pub command: Duration,
 }
 
@@ -254,8 +262,7 @@ async fn command(stream: &mut Box<dyn Stream>, words: &[&str]) -> Result<(), Str
         .map(|word| BorrowedFrame::BulkString(word.as_bytes()))
         .collect();
     let mut buffer = BytesMut::new();
-    extend_encode_borrowed(&mut buffer, &BorrowedFrame::Array(&frames), true)
-        .map_err(|e| e.to_string())?;
+    encode_array(&mut buffer, &frames)?;
     stream.write_all(&buffer).await.map_err(|e| e.to_string())?;
     let mut replies = BytesMut::new();
     loop {
