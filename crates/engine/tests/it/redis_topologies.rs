@@ -1,7 +1,8 @@
 //! The Redis store against a real Redis Cluster and a real sentinel set: in a
 //! cluster each slot group (a hash tag) is decided by its own master in one
 //! EVALSHA, a flushed script cache is reloaded on every master, and every key
-//! has a TTL; behind sentinels the store follows a failover to the new master.
+//! has a TTL; behind sentinels the store (its pool and a serving thread's
+//! pipelined lane) follows a failover to the new master.
 
 use crate::support::{check, connect, decide, options, RUNTIME, SECOND};
 use ratelimitd_engine::{
@@ -334,6 +335,32 @@ fn window_count(stored: &str) -> u64 {
     fields[2].parse().unwrap()
 }
 
+/// Hits `key` once a second on `serving` until a call has gone through the
+/// thread's pipelined lane (the first ones take the pool while it opens),
+/// asserting an exact countdown all along; returns the hits counted.
+fn count_until_pipelined(
+    store: &RedisStore,
+    serving: &tokio::runtime::Runtime,
+    key: &str,
+    limit: &Limit,
+    start: u64,
+) -> u64 {
+    let writes_before = store.stats().pipelined_writes;
+    for hits in 1..=8 {
+        let now = start + hits * SECOND;
+        let decision = serving
+            .block_on(store.decide(&[check(key, limit)], now))
+            .unwrap_or_else(|e| panic!("hit {hits}: {e}"));
+        assert!(decision.allowed);
+        assert_outcome(&decision, 0, false, 10 - hits, 0);
+        if store.stats().pipelined_writes > writes_before {
+            return hits;
+        }
+        serving.block_on(async { tokio::time::sleep(Duration::from_millis(400)).await });
+    }
+    panic!("no call through a pipelined lane in 8 hits");
+}
+
 #[test]
 fn sentinel_store_follows_a_failover_to_the_new_master() {
     if !require_redis() {
@@ -369,6 +396,19 @@ fn sentinel_store_follows_a_failover_to_the_new_master() {
     assert_eq!(
         redis_cli(&old_master, &["GET", &store.redis_key(old_key)]),
         format!("1 {hour_start} 4")
+    );
+
+    // A serving thread (a current-thread runtime) asks the sentinels for the
+    // master and opens its own pipelined connection there.
+    let serving = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lane_key = "{svc|lane}hourly";
+    let on_lane = count_until_pipelined(&store, &serving, lane_key, &hourly, START);
+    assert_eq!(
+        redis_cli(&old_master, &["GET", &store.redis_key(lane_key)]),
+        format!("1 {hour_start} {on_lane}")
     );
 
     let killed = set.kill_master();
@@ -439,6 +479,18 @@ fn sentinel_store_follows_a_failover_to_the_new_master() {
     assert!(
         (expected - 5_000..=expected).contains(&ttl),
         "PTTL {ttl}, expected about {expected}"
+    );
+
+    // The serving thread's lane died with the old master (a serving thread
+    // runs all the time: here its runtime runs for a moment to see the
+    // connection close); the one it opens next asks the sentinels again and
+    // reaches the new master.
+    serving.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+    let lane_key = "{svc|lane2}hourly";
+    let on_lane = count_until_pipelined(&store, &serving, lane_key, &hourly, START + 20 * SECOND);
+    assert_eq!(
+        redis_cli(&new_master, &["GET", &store.redis_key(lane_key)]),
+        format!("1 {hour_start} {on_lane}")
     );
 
     // The old key: replication is asynchronous, so the new master holds

@@ -17,10 +17,10 @@
 //! every call did before lanes. Calls from a multi-threaded runtime always take the
 //! pool: their tasks move between workers, so there is no thread to stay on.
 //!
-//! To a standalone Redis a lane is a [`Pipelined`] connection, which sends
-//! the thread's calls gathered meanwhile in one write (fred writes each
-//! script call on its own); to a sentinel or cluster deployment it is a fred
-//! client, which follows the master or the slots.
+//! To a standalone Redis, or to the master behind sentinels, a lane is a
+//! [`Pipelined`] connection, which sends the thread's calls gathered
+//! meanwhile in one write (fred writes each script call on its own); to a
+//! cluster it is a fred client, which routes each call to its slot's node.
 
 use super::pipelined::{Endpoint, Pipelined, Timeouts};
 use super::watched::Watched;
@@ -98,7 +98,8 @@ pub(super) enum LaneClient {
 /// A store's lanes: how to open one, and which store they belong to.
 pub(super) struct Lanes {
     builder: Builder,
-    /// A standalone Redis's address and login (pipelined lanes).
+    /// Where a standalone Redis or the sentinels are, and the login
+    /// (pipelined lanes; none for a cluster).
     endpoint: Option<Endpoint>,
     timeouts: Timeouts,
     /// Writes made by this store's pipelined lanes.

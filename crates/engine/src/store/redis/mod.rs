@@ -41,6 +41,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 mod lanes;
 mod options;
 mod pipelined;
+mod resp;
+mod sentinel;
 mod tls;
 mod watched;
 
@@ -71,7 +73,7 @@ pub struct RedisStoreStats {
     /// Times the script was missing (NOSCRIPT) and was loaded again.
     pub noscript_reloads: u64,
     /// Writes made by the serving threads' pipelined connections (to a
-    /// standalone Redis), each carrying every call its thread queued
+    /// standalone Redis or a sentinel-managed master), each carrying every call its thread queued
     /// meanwhile: `script_calls` per write is the batching.
     pub pipelined_writes: u64,
 }

@@ -1,5 +1,6 @@
-//! A serving thread's own connection to a standalone Redis that sends the
-//! script calls gathered while the thread ran in one write.
+//! A serving thread's own connection to a standalone Redis (or to the
+//! master behind sentinels, `sentinel.rs`) that sends the script calls
+//! gathered while the thread ran in one write.
 //!
 //! fred flushes every `EVALSHA` on its own (its `CommandKind::should_flush`
 //! lists script calls and custom commands, whatever waits behind them), so
@@ -11,6 +12,9 @@
 //! and writes everything they queued meanwhile at once; a reader task hands
 //! each reply to its caller in order. RESP is `redis_protocol`'s, the crate
 //! fred itself speaks with.
+//!
+//! A master demoted by a failover is left at once: the sentinels disconnect
+//! its clients, and a `READONLY` reply ends the connection too.
 //!
 //! At most once, as for every connection of the store: a call is queued only
 //! while the connection is up, and when it is lost every call not yet
@@ -24,19 +28,18 @@
 //! timeout, so a call fails within 1–1.5 timeouts. (A timer per call cost a
 //! wake-up of the runtime's driver, an `eventfd` write, per call.)
 
+use super::resp::{self, Stream};
+use super::sentinel::{self, Sentinels};
 use bytes::{Buf, BytesMut};
-use fred::prelude::{Config, ServerConfig, TlsConnector};
+use fred::prelude::{Config, Server, ServerConfig, TlsConnector};
 use fred::types::Value;
 use redis_protocol::resp2::decode::decode;
-use redis_protocol::resp2::encode::extend_encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
-use rustls::pki_types::ServerName;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -44,36 +47,47 @@ use tokio::task::JoinHandle;
 /// error text, or the connection's).
 pub(super) type Reply = Result<Vec<i64>, String>;
 
-/// Where a standalone Redis is and how to log in.
+/// Where the Redis of a lane is and how to log in.
 #[derive(Clone)]
 pub(super) struct Endpoint {
-    host: String,
-    port: u16,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    place: Place,
+    tls: Option<TlsConnector>,
     username: Option<String>,
     password: Option<String>,
     database: Option<u8>,
 }
 
+/// A server named in the configuration, or the master of a sentinel-managed
+/// service (looked up each time a lane opens).
+#[derive(Clone)]
+enum Place {
+    Server(Server),
+    Sentinels(Sentinels),
+}
+
 impl Endpoint {
-    /// The endpoint of fred's `config`, when it names one server (sentinel
-    /// and cluster deployments need fred's routing: their lanes stay fred's).
+    /// The endpoint of fred's `config`, when it is one server or the master
+    /// behind sentinels (a cluster needs fred's routing by slot: its lanes
+    /// stay fred's).
     pub(super) fn of(config: &Config) -> Option<Self> {
-        let ServerConfig::Centralized { server } = &config.server else {
-            return None;
-        };
-        let tls = match &config.tls {
-            None => None,
-            Some(tls) => {
-                let name = server.tls_server_name.as_ref().unwrap_or(&server.host);
-                let name = ServerName::try_from(name.to_string()).ok()?;
-                Some((tls.connector.clone(), name))
-            }
+        let place = match &config.server {
+            ServerConfig::Centralized { server } => Place::Server(server.clone()),
+            ServerConfig::Sentinel {
+                hosts,
+                service_name,
+                username,
+                password,
+            } => Place::Sentinels(Sentinels {
+                hosts: hosts.clone(),
+                service: service_name.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            ServerConfig::Clustered { .. } => return None,
         };
         Some(Self {
-            host: server.host.to_string(),
-            port: server.port,
-            tls,
+            place,
+            tls: config.tls.as_ref().map(|tls| tls.connector.clone()),
             username: config.username.clone(),
             password: config.password.clone(),
             database: config.database,
@@ -109,10 +123,6 @@ struct Waiting {
     queued_at: Instant,
     caller: oneshot::Sender<Reply>,
 }
-
-/// Any byte stream to Redis: TCP, or TLS over it.
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 impl Pipelined {
     /// Connects to `endpoint` in a task on the current runtime; the task
@@ -184,15 +194,7 @@ fn encode(buffer: &mut BytesMut, sha: &str, keys: &[String], args: &[Value]) -> 
             other => return Err(format!("unsupported script argument {other:?}")),
         });
     }
-    encode_array(buffer, &frames)
-}
-
-/// `frames` as one RESP array at the end of `buffer` (integers as bulk
-/// strings, as Redis expects command arguments).
-fn encode_array(buffer: &mut BytesMut, frames: &[BorrowedFrame<'_>]) -> Result<(), String> {
-    extend_encode_borrowed(buffer, &BorrowedFrame::Array(frames), true)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    resp::encode_array(buffer, &frames)
 }
 
 /// How long a connection may take to open, and a call to be answered.
@@ -228,59 +230,33 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, timeouts: Timeouts) {
     }
 }
 
-/// A logged-in connection to `endpoint`.
+/// A logged-in connection to `endpoint` (to a master still, behind
+/// sentinels).
 async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Stream>, String> {
-    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| e.to_string())?;
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut stream: Box<dyn Stream> = match &endpoint.tls {
-        None => Box::new(tcp),
-        Some((TlsConnector::Rustls(connector), name)) => Box::new(
-            connector
-                .connect(name.clone(), tcp)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+    let tls = endpoint.tls.as_ref();
+    let mut stream = match &endpoint.place {
+        Place::Server(server) => {
+            let name = server.tls_server_name.as_deref();
+            resp::open(&server.host, server.port, tls.map(|tls| (tls, name))).await?
+        }
+        Place::Sentinels(sentinels) => {
+            let (host, port) = sentinels.master(tls).await?;
+            resp::open(&host, port, tls.map(|tls| (tls, None))).await?
+        }
     };
-    if let Some(password) = &endpoint.password {
-        let mut auth = vec!["AUTH"];
-        auth.extend(endpoint.username.as_deref());
-        auth.push(password);
-        command(&mut stream, &auth).await?;
+    resp::log_in(
+        &mut stream,
+        endpoint.username.as_deref(),
+        endpoint.password.as_deref(),
+    )
+    .await?;
+    if let Place::Sentinels(_) = endpoint.place {
+        sentinel::check_master(&mut stream).await?;
     }
     if let Some(database) = endpoint.database {
-        command(&mut stream, &["SELECT", &database.to_string()]).await?;
+        resp::command(&mut stream, &["SELECT", &database.to_string()]).await?;
     }
     Ok(stream)
-}
-
-/// Sends one command and reads its reply, refusing an error.
-async fn command(stream: &mut Box<dyn Stream>, words: &[&str]) -> Result<(), String> {
-    let frames: Vec<BorrowedFrame<'_>> = words
-        .iter()
-        .map(|word| BorrowedFrame::BulkString(word.as_bytes()))
-        .collect();
-    let mut buffer = BytesMut::new();
-    encode_array(&mut buffer, &frames)?;
-    stream.write_all(&buffer).await.map_err(|e| e.to_string())?;
-    let mut replies = BytesMut::new();
-    loop {
-        if let Some((frame, _)) = decode(&replies).map_err(|e| e.to_string())? {
-            return match frame {
-                OwnedFrame::Error(error) => Err(format!("{}: {error}", words[0])),
-                _ => Ok(()),
-            };
-        }
-        if stream
-            .read_buf(&mut replies)
-            .await
-            .map_err(|e| e.to_string())?
-            == 0
-        {
-            return Err("connection closed".into());
-        }
-    }
 }
 
 /// Writes whatever calls are pending each time the writer is woken.
@@ -317,7 +293,12 @@ async fn read_replies(mut reader: impl AsyncRead + Unpin, shared: &Shared) -> St
             let Some(waiting) = lock(&shared.queue).waiting.pop_front() else {
                 return "a reply no call waited for".into();
             };
+            let demoted =
+                matches!(&frame, OwnedFrame::Error(error) if error.starts_with("READONLY"));
             let _ = waiting.caller.send(reply(frame));
+            if demoted {
+                return "the server is a replica now".into();
+            }
         }
     }
 }

@@ -1,0 +1,151 @@
+//! Where a sentinel-managed service's master is, for a pipelined lane: the
+//! steps of Redis's guidelines for sentinel clients. Ask each sentinel in
+//! turn for the master's address, connect to it, and check with `ROLE` that
+//! it is a master still (a sentinel may not have seen a failover yet).
+//!
+//! The pool's fred clients find the master on their own; a lane looks again
+//! each time it opens, and a failover ends it (the sentinels disconnect the
+//! old master's clients when they demote it, and a `READONLY` reply ends it
+//! too), so the thread takes the pool until a lane to the new master is up.
+
+use super::resp::{self, Stream};
+use fred::prelude::TlsConnector;
+use fred::types::config::Server;
+use redis_protocol::resp2::types::OwnedFrame;
+
+/// The sentinels of one service, and how to reach and log in to them.
+#[derive(Clone)]
+pub(super) struct Sentinels {
+    pub hosts: Vec<Server>,
+    pub service: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Sentinels {
+    /// The master's `host` and `port` as the first sentinel that answers
+    /// reports it; the error names every sentinel's failure.
+    pub(super) async fn master(&self, tls: Option<&TlsConnector>) -> Result<(String, u16), String> {
+        let mut failures = Vec::new();
+        for sentinel in &self.hosts {
+            match self.ask(sentinel, tls).await {
+                Ok(master) => return Ok(master),
+                Err(error) => {
+                    failures.push(format!("{}:{}: {error}", sentinel.host, sentinel.port))
+                }
+            }
+        }
+        Err(format!(
+            "no sentinel named the master of `{}` ({})",
+            self.service,
+            failures.join("; ")
+        ))
+    }
+
+    async fn ask(
+        &self,
+        sentinel: &Server,
+        tls: Option<&TlsConnector>,
+    ) -> Result<(String, u16), String> {
+        let name = sentinel.tls_server_name.as_deref();
+        let mut stream =
+            resp::open(&sentinel.host, sentinel.port, tls.map(|tls| (tls, name))).await?;
+        resp::log_in(
+            &mut stream,
+            self.username.as_deref(),
+            self.password.as_deref(),
+        )
+        .await?;
+        let reply = resp::command(
+            &mut stream,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &self.service],
+        )
+        .await?;
+        let OwnedFrame::Array(address) = reply else {
+            return Err("does not know the service".into());
+        };
+        match address.as_slice() {
+            [host, port] => {
+                let host = resp::text(host).ok_or("a host that is not text")?;
+                let port = resp::text(port)
+                    .and_then(|port| port.parse().ok())
+                    .ok_or("a port that is not a number")?;
+                Ok((host.to_string(), port))
+            }
+            _ => Err(format!("an address of {} parts", address.len())),
+        }
+    }
+}
+
+/// Refuses a server that is no longer a master.
+pub(super) async fn check_master(stream: &mut Box<dyn Stream>) -> Result<(), String> {
+    let role = resp::command(stream, &["ROLE"]).await?;
+    match &role {
+        OwnedFrame::Array(items) if items.first().and_then(resp::text) == Some("master") => Ok(()),
+        OwnedFrame::Array(items) => Err(format!(
+            "the sentinels' master is a {} now",
+            items
+                .first()
+                .and_then(resp::text)
+                .unwrap_or("server of unknown role")
+        )),
+        other => Err(format!("ROLE: unexpected reply {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratelimitd_testkit::{free_port, require_redis, RedisOptions, RedisServer};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_master_passes_and_a_replica_is_refused() {
+        if !require_redis() {
+            return;
+        }
+        let master = RedisServer::start();
+        let replica = RedisServer::start_with(RedisOptions::default().with_args([
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master.port().to_string(),
+        ]));
+        runtime().block_on(async {
+            let mut to_master = resp::open("127.0.0.1", master.port(), None).await.unwrap();
+            assert_eq!(check_master(&mut to_master).await, Ok(()));
+            let mut to_replica = resp::open("127.0.0.1", replica.port(), None).await.unwrap();
+            assert_eq!(
+                check_master(&mut to_replica).await,
+                Err("the sentinels' master is a slave now".to_string())
+            );
+        });
+    }
+
+    #[test]
+    fn no_answer_names_every_sentinel() {
+        let ports = [free_port(), free_port()];
+        let sentinels = Sentinels {
+            hosts: ports
+                .iter()
+                .map(|port| Server::new("127.0.0.1", *port))
+                .collect(),
+            service: "mymaster".into(),
+            username: None,
+            password: None,
+        };
+        let error = runtime().block_on(sentinels.master(None)).unwrap_err();
+        let [first, second] = ports;
+        assert!(
+            error.starts_with(&format!(
+                "no sentinel named the master of `mymaster` (127.0.0.1:{first}: "
+            )) && error.contains(&format!("; 127.0.0.1:{second}: ")),
+            "{error}"
+        );
+    }
+}
