@@ -53,16 +53,45 @@ fn tags_on_distinct_masters(cluster: &RedisCluster, count: usize) -> Vec<(String
 
 /// `cmdstat_evalsha` calls on node `index` since its last `CONFIG RESETSTAT`.
 fn evalsha_calls(cluster: &RedisCluster, index: usize) -> u64 {
+    evalsha_stat(cluster, index, "calls")
+}
+
+/// `cmdstat_evalsha` field `field` on node `index` (0 before any EVALSHA).
+fn evalsha_stat(cluster: &RedisCluster, index: usize, field: &str) -> u64 {
     let stats = cluster.cli(index, &["INFO", "commandstats"]);
     stats
         .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-        .map_or(0, |rest| {
-            rest.split(',')
-                .next()
-                .and_then(|calls| calls.parse().ok())
-                .unwrap_or_else(|| panic!("{stats}"))
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:"))
+        .map_or(0, |fields| {
+            fields
+                .split(',')
+                .find_map(|pair| pair.strip_prefix(field)?.strip_prefix('='))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("no {field} in {stats}"))
         })
+}
+
+/// Moves `slot`, holding `redis_key`, from master `from` to master `to` as a
+/// resharding does (importing, migrating, MIGRATE, then the new owner set
+/// on every node).
+fn move_slot(cluster: &RedisCluster, slot: u16, redis_key: &str, from: usize, to: usize) {
+    let slot = slot.to_string();
+    let id = |index| cluster.cli(index, &["CLUSTER", "MYID"]);
+    let (from_id, to_id) = (id(from), id(to));
+    let ok = |index, args: &[&str]| assert_eq!(cluster.cli(index, args), "OK", "{args:?}");
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let (host, port) = cluster.nodes()[to]
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .unwrap();
+    ok(
+        from,
+        &["MIGRATE", &host, &port, "", "0", "5000", "KEYS", redis_key],
+    );
+    for index in 0..cluster.nodes().len() {
+        ok(index, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    }
 }
 
 fn reset_stats(cluster: &RedisCluster) {
@@ -189,6 +218,80 @@ fn cluster_takes_one_evalsha_per_slot_group_on_its_master() {
     assert_eq!(evalsha_calls(&cluster, *node_b), 0);
     assert_eq!(evalsha_calls(&cluster, *node_c), 0);
     assert_eq!(store.stats().script_calls - calls_before, REQUESTS);
+}
+
+/// A serving thread has a pipelined connection to each master it calls;
+/// when a slot moves, the old owner turns the next call away (MOVED), the
+/// thread's router reads the slots again and takes it to the new owner, and
+/// the calls after it go to the new owner's connection.
+#[test]
+fn cluster_lanes_pipeline_to_each_master_and_follow_a_moved_slot() {
+    if !require_redis() {
+        return;
+    }
+    let cluster = RedisCluster::start(3);
+    let store = connect_cluster(&cluster);
+    let serving = current_thread();
+    let hourly = Limit::fixed_window(10, Duration::from_secs(3600)).unwrap();
+    let hour_start = (START - 800 * SECOND).to_string();
+    let tags = tags_on_distinct_masters(&cluster, 3);
+    let keys: Vec<String> = tags.iter().map(|(tag, _)| format!("{tag}hourly")).collect();
+    let mut counted = Vec::new();
+    for ((_, node), key) in tags.iter().zip(&keys) {
+        let hits = count_until_pipelined(&store, &serving, key, &hourly, START);
+        assert_eq!(
+            cluster.cli(*node, &["GET", &store.redis_key(key)]),
+            format!("1 {hour_start} {hits}")
+        );
+        counted.push(hits);
+    }
+
+    let (from, to) = (tags[0].1, tags[1].1);
+    let (key, redis_key) = (&keys[0], store.redis_key(&keys[0]));
+    move_slot(&cluster, cluster.key_slot(&redis_key), &redis_key, from, to);
+    reset_stats(&cluster);
+    let hit = |hits: u64| {
+        let now = START + (10 + hits) * SECOND;
+        let decision = serving
+            .block_on(store.decide(&[check(key, &hourly)], now))
+            .unwrap_or_else(|e| panic!("hit {hits}: {e}"));
+        assert_outcome(&decision, 0, false, 10 - hits, 0);
+    };
+    // Turned away by the old owner (MOVED), then decided by the new owner
+    // through the router, which read the slots again.
+    hit(counted[0] + 1);
+    assert_eq!(
+        (
+            evalsha_stat(&cluster, from, "rejected_calls"),
+            evalsha_calls(&cluster, to)
+        ),
+        (1, 1)
+    );
+    // The router has learnt the new owner: the next calls go straight to it,
+    // over the thread's connection to it.
+    let writes = store.stats().pipelined_writes;
+    for hits in counted[0] + 2..=counted[0] + 4 {
+        hit(hits);
+    }
+    assert_eq!(store.stats().pipelined_writes - writes, 3);
+    assert_eq!(
+        (
+            evalsha_stat(&cluster, from, "rejected_calls"),
+            evalsha_calls(&cluster, to)
+        ),
+        (1, 4)
+    );
+    assert_eq!(
+        cluster.cli(to, &["GET", &redis_key]),
+        format!("1 {hour_start} {}", counted[0] + 4)
+    );
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -400,10 +503,7 @@ fn sentinel_store_follows_a_failover_to_the_new_master() {
 
     // A serving thread (a current-thread runtime) asks the sentinels for the
     // master and opens its own pipelined connection there.
-    let serving = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let serving = current_thread();
     let lane_key = "{svc|lane}hourly";
     let on_lane = count_until_pipelined(&store, &serving, lane_key, &hourly, START);
     assert_eq!(

@@ -67,7 +67,7 @@ pub(crate) const NOSCRIPT_RELOADS: Definition = Definition {
 pub(crate) const PIPELINED_WRITES: Definition = Definition {
     name: "redis_pipelined_writes",
     otlp: "ratelimitd.redis.pipelined_writes",
-    help: "Writes by the serving threads' own connections to a standalone Redis or a sentinel-managed master, each carrying every call its thread queued meanwhile",
+    help: "Writes by the serving threads' own connections to Redis (to each master, in a cluster), each carrying every call its thread queued meanwhile",
 };
 pub(crate) const DENY_CACHE_REQUESTS: Definition = Definition {
     name: "deny_cache_requests",

@@ -17,15 +17,20 @@
 //! every call did before lanes. Calls from a multi-threaded runtime always take the
 //! pool: their tasks move between workers, so there is no thread to stay on.
 //!
-//! To a standalone Redis, or to the master behind sentinels, a lane is a
-//! [`Pipelined`] connection, which sends the thread's calls gathered
-//! meanwhile in one write (fred writes each script call on its own); to a
-//! cluster it is a fred client, which routes each call to its slot's node.
+//! A lane is a [`Pipelined`] connection, which sends the thread's calls
+//! gathered meanwhile in one write (fred writes each script call on its
+//! own): to a standalone Redis, to the master behind sentinels, or in a
+//! cluster to each master the thread has called. A cluster lane also has a
+//! fred client of its own, the router: it knows which master owns a slot,
+//! takes the calls while that master's connection opens, and takes a call
+//! the master turned away (`MOVED`, `ASK`: the slot moved or is moving),
+//! following the redirection and learning the new owner.
 
 use super::pipelined::{Endpoint, Pipelined, Timeouts};
 use super::watched::Watched;
-use fred::interfaces::ClientLike;
-use fred::prelude::{Builder, Client};
+use fred::interfaces::{ClientLike, ClusterInterface};
+use fred::prelude::{Builder, Client, Server};
+use fred::types::cluster::ClusterRouting;
 use fred::types::ConnectHandle;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +43,11 @@ use tokio::task::JoinHandle;
 /// ended (its first connection failed, or it was closed): during an outage
 /// the pool answers, and no call pays for a connection attempt.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a cluster lane routes by its copy of the router's map of the
+/// slots: the router itself reads them again when a master fails or a slot
+/// moves.
+const ROUTING_FOR: Duration = Duration::from_secs(1);
 
 /// Tells stores apart in a thread's lanes.
 static NEXT_STORE: AtomicU64 = AtomicU64::new(0);
@@ -58,33 +68,43 @@ struct Lane {
 /// cannot serve again (its first connection failed, it was lost or closed,
 /// or its runtime shut down).
 enum Connection {
-    Fred {
-        client: Watched,
+    Pipelined(Opened),
+    Cluster {
+        router: Watched,
         driver: ConnectHandle,
+        /// The router's map of the slots, copied when it was read (fred
+        /// hands out copies only): read again after `ROUTING_FOR`, or at
+        /// once after a `MOVED`.
+        routing: Option<(ClusterRouting, Instant)>,
+        /// The masters called so far (a connection each, reopened like a
+        /// lane when it ends).
+        masters: Vec<(Server, Opened)>,
     },
-    Pipelined {
-        connection: Pipelined,
-        driver: JoinHandle<()>,
-    },
+}
+
+/// A pipelined connection, its task, and when it was opened.
+struct Opened {
+    connection: Pipelined,
+    driver: JoinHandle<()>,
+    at: Instant,
+}
+
+impl Opened {
+    fn ready(&self) -> Option<Pipelined> {
+        (!self.driver.is_finished() && self.connection.ready()).then(|| self.connection.clone())
+    }
+
+    /// Whether it ended long enough ago to be opened again.
+    fn due_again(&self) -> bool {
+        self.driver.is_finished() && self.at.elapsed() >= REOPEN_AFTER
+    }
 }
 
 impl Connection {
     fn finished(&self) -> bool {
         match self {
-            Self::Fred { driver, .. } => driver.is_finished(),
-            Self::Pipelined { driver, .. } => driver.is_finished(),
-        }
-    }
-
-    /// The connection to call through, if it is ready.
-    fn ready(&self) -> Option<LaneClient> {
-        match self {
-            Self::Fred { client, .. } => client
-                .ready()
-                .then(|| LaneClient::Fred(client.client().clone())),
-            Self::Pipelined { connection, .. } => connection
-                .ready()
-                .then(|| LaneClient::Pipelined(connection.clone())),
+            Self::Pipelined(opened) => opened.driver.is_finished(),
+            Self::Cluster { driver, .. } => driver.is_finished(),
         }
     }
 }
@@ -93,13 +113,19 @@ impl Connection {
 pub(super) enum LaneClient {
     Fred(Client),
     Pipelined(Pipelined),
+    /// A cluster master's connection, and the router to take the call if
+    /// the master turns it away.
+    Master {
+        connection: Pipelined,
+        router: Client,
+    },
 }
 
 /// A store's lanes: how to open one, and which store they belong to.
 pub(super) struct Lanes {
     builder: Builder,
-    /// Where a standalone Redis or the sentinels are, and the login
-    /// (pipelined lanes; none for a cluster).
+    /// Where a standalone Redis or the sentinels are, and the login (none
+    /// for a cluster: a connection per master).
     endpoint: Option<Endpoint>,
     timeouts: Timeouts,
     /// Writes made by this store's pipelined lanes.
@@ -108,8 +134,8 @@ pub(super) struct Lanes {
 }
 
 impl Lanes {
-    /// Lanes opened with `builder` (the pool's own configuration) and, to
-    /// a standalone Redis, `timeouts`.
+    /// Lanes opened with `builder` (the pool's own configuration) and
+    /// `timeouts`.
     pub(super) fn new(builder: Builder, timeouts: Timeouts) -> Self {
         Self {
             endpoint: builder.get_config().and_then(Endpoint::of),
@@ -120,11 +146,11 @@ impl Lanes {
         }
     }
 
-    /// The calling thread's connection, if it is ready: `None` tells the
-    /// caller to use the pool. Opens the lane on a current-thread runtime's
-    /// first call (that call still takes the pool; the lane connects in the
-    /// background).
-    pub(super) fn current(&self) -> Option<LaneClient> {
+    /// The calling thread's connection for a call on `key`, if it is ready:
+    /// `None` tells the caller to use the pool. Opens the lane on a
+    /// current-thread runtime's first call (that call still takes the pool;
+    /// the lane connects in the background).
+    pub(super) fn current(&self, key: &str) -> Option<LaneClient> {
         let runtime = Handle::try_current().ok()?;
         if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
             return None;
@@ -132,9 +158,9 @@ impl Lanes {
         THREAD_LANES.with(|lanes| {
             let mut lanes = lanes.borrow_mut();
             let index = lanes.iter().position(|lane| lane.store == self.store);
-            if let Some(lane) = index.map(|index| &lanes[index]) {
+            if let Some(lane) = index.map(|index| &mut lanes[index]) {
                 if !lane.connection.finished() {
-                    return lane.connection.ready();
+                    return self.ready(&mut lane.connection, key);
                 }
                 if lane.opened_at.elapsed() < REOPEN_AFTER {
                     return None;
@@ -153,26 +179,100 @@ impl Lanes {
         })
     }
 
+    /// Makes the calling thread's cluster lane read the router's map of the
+    /// slots again before its next call (a master turned a call away).
+    pub(super) fn slots_moved(&self) {
+        THREAD_LANES.with(|lanes| {
+            let mut lanes = lanes.borrow_mut();
+            if let Some(Lane {
+                connection: Connection::Cluster { routing, .. },
+                ..
+            }) = lanes.iter_mut().find(|lane| lane.store == self.store)
+            {
+                *routing = None;
+            }
+        });
+    }
+
     /// Writes made by the store's pipelined lanes so far.
     pub(super) fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// What a call on `key` goes through, if anything of `connection` is
+    /// ready; in a cluster, opens the connection to `key`'s master on first
+    /// use (the router takes the calls meanwhile).
+    fn ready(&self, connection: &mut Connection, key: &str) -> Option<LaneClient> {
+        let (router, routing, masters) = match connection {
+            Connection::Pipelined(opened) => return opened.ready().map(LaneClient::Pipelined),
+            Connection::Cluster {
+                router,
+                routing,
+                masters,
+                ..
+            } => (router, routing, masters),
+        };
+        if !router.ready() {
+            return None;
+        }
+        let router = router.client();
+        let via_router = Some(LaneClient::Fred(router.clone()));
+        if routing
+            .as_ref()
+            .is_none_or(|(_, read_at)| read_at.elapsed() >= ROUTING_FOR)
+        {
+            *routing = router
+                .cached_cluster_state()
+                .map(|map| (map, Instant::now()));
+        }
+        let master = routing
+            .as_ref()
+            .and_then(|(map, _)| map.get_server(ClusterRouting::hash_key(key.as_bytes())));
+        let (Some(config), Some(master)) = (self.builder.get_config(), master.cloned()) else {
+            return via_router;
+        };
+        match masters.iter_mut().find(|(server, _)| *server == master) {
+            Some((_, opened)) => {
+                if let Some(connection) = opened.ready() {
+                    return Some(LaneClient::Master {
+                        connection,
+                        router: router.clone(),
+                    });
+                }
+                if opened.due_again() {
+                    *opened = self.open_pipelined(Endpoint::node(config, master));
+                }
+            }
+            None => {
+                let opened = self.open_pipelined(Endpoint::node(config, master.clone()));
+                masters.push((master, opened));
+            }
+        }
+        via_router
+    }
+
     /// A new connection, connecting in the background.
     fn open(&self) -> Option<Connection> {
         Some(match &self.endpoint {
-            Some(endpoint) => {
-                let (connection, driver) =
-                    Pipelined::open(endpoint.clone(), self.timeouts, self.writes.clone());
-                Connection::Pipelined { connection, driver }
-            }
+            Some(endpoint) => Connection::Pipelined(self.open_pipelined(endpoint.clone())),
             None => {
-                let client = Watched::new(self.builder.build().ok()?);
-                Connection::Fred {
-                    driver: client.client().connect(),
-                    client,
+                let router = Watched::new(self.builder.build().ok()?);
+                Connection::Cluster {
+                    driver: router.client().connect(),
+                    router,
+                    routing: None,
+                    masters: Vec::new(),
                 }
             }
         })
+    }
+
+    fn open_pipelined(&self, endpoint: Endpoint) -> Opened {
+        let (connection, driver) = Pipelined::open(endpoint, self.timeouts, self.writes.clone());
+        Opened {
+            connection,
+            driver,
+            at: Instant::now(),
+        }
     }
 }

@@ -23,8 +23,8 @@
 //! that allowed has then consumed even if another denied).
 //!
 //! Calls from a serving thread (a current-thread runtime) go through that
-//! thread's own connection when it is up (`lanes.rs`), others through the
-//! pool. What the store is told, and how that becomes fred's configuration,
+//! thread's own pipelined connection when it is up (`lanes.rs`; in a
+//! cluster, one per master), others through the pool. What the store is told, and how that becomes fred's configuration,
 //! is `options.rs`; TLS files are `tls.rs`.
 
 use super::{Store, StoreError};
@@ -33,7 +33,7 @@ use crate::AlgorithmKind;
 use async_trait::async_trait;
 use fred::bytes_utils::Str;
 use fred::error::{Error as FredError, ErrorKind as FredErrorKind};
-use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface, LuaInterface};
 use fred::prelude::{Builder, Client, Pool, ReconnectPolicy};
 use fred::types::Value;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -72,8 +72,8 @@ pub struct RedisStoreStats {
     pub script_calls: u64,
     /// Times the script was missing (NOSCRIPT) and was loaded again.
     pub noscript_reloads: u64,
-    /// Writes made by the serving threads' pipelined connections (to a
-    /// standalone Redis or a sentinel-managed master), each carrying every call its thread queued
+    /// Writes made by the serving threads' pipelined connections (to each
+    /// master, in a cluster), each carrying every call its thread queued
     /// meanwhile: `script_calls` per write is the batching.
     pub pipelined_writes: u64,
 }
@@ -238,7 +238,7 @@ impl RedisStore {
     /// their digits straight into its buffer: no string per argument, and
     /// the copy kept for a NOSCRIPT retry costs no allocation either.
     async fn call(&self, keys: Vec<String>, args: Vec<Value>) -> Result<Vec<i64>, FredError> {
-        let via = match self.lanes.current() {
+        let via = match self.lanes.current(&keys[0]) {
             Some(lane) => lane,
             None => LaneClient::Fred(
                 self.ready_in_pool()
@@ -258,7 +258,7 @@ impl RedisStore {
                 tracing::info!(backend = %self.options.name, "script missing in Redis (NOSCRIPT): loading it again");
                 let loader = match &via {
                     LaneClient::Fred(client) => client,
-                    LaneClient::Pipelined(_) => self.pool.next(),
+                    LaneClient::Pipelined(_) | LaneClient::Master { .. } => self.pool.next(),
                 };
                 self.load_script(loader).await?;
                 self.script_calls.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +286,23 @@ impl RedisStore {
                 .evalsha(&self.script_sha, keys, args)
                 .await
                 .map_err(|error| FredError::new(FredErrorKind::IO, error)),
+            LaneClient::Master { connection, router } => {
+                match connection.evalsha(&self.script_sha, keys, args).await {
+                    // Not run: the slot has moved to another master. The
+                    // router reads the slots again and takes the call to
+                    // the new owner (fred cannot follow the redirection
+                    // itself with one write attempt per call), and the
+                    // thread's calls after this one go there.
+                    Err(error) if error.starts_with("MOVED ") => {
+                        router.sync_cluster().await?;
+                        self.lanes.slots_moved();
+                        router
+                            .evalsha(self.script_sha.clone(), keys.to_vec(), args.to_vec())
+                            .await
+                    }
+                    reply => reply.map_err(|error| FredError::new(FredErrorKind::IO, error)),
+                }
+            }
         }
     }
 

@@ -67,8 +67,7 @@ enum Place {
 
 impl Endpoint {
     /// The endpoint of fred's `config`, when it is one server or the master
-    /// behind sentinels (a cluster needs fred's routing by slot: its lanes
-    /// stay fred's).
+    /// behind sentinels (a cluster has one per master: [`Endpoint::node`]).
     pub(super) fn of(config: &Config) -> Option<Self> {
         let place = match &config.server {
             ServerConfig::Centralized { server } => Place::Server(server.clone()),
@@ -85,13 +84,22 @@ impl Endpoint {
             }),
             ServerConfig::Clustered { .. } => return None,
         };
-        Some(Self {
+        Some(Self::at(config, place))
+    }
+
+    /// A cluster master's endpoint, logged in to as `config` says.
+    pub(super) fn node(config: &Config, server: Server) -> Self {
+        Self::at(config, Place::Server(server))
+    }
+
+    fn at(config: &Config, place: Place) -> Self {
+        Self {
             place,
             tls: config.tls.as_ref().map(|tls| tls.connector.clone()),
             username: config.username.clone(),
             password: config.password.clone(),
             database: config.database,
-        })
+        }
     }
 }
 
