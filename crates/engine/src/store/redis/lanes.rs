@@ -244,6 +244,9 @@ impl Lanes {
                 }
             }
             None => {
+                // Masters come and go (failovers, new addresses): a new one
+                // also drops the connections that have ended.
+                masters.retain(|(_, opened)| !opened.driver.is_finished());
                 let opened = self.open_pipelined(Endpoint::node(config, master.clone()));
                 masters.push((master, opened));
             }
