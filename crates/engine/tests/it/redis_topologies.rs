@@ -71,27 +71,58 @@ fn evalsha_stat(cluster: &RedisCluster, index: usize, field: &str) -> u64 {
         })
 }
 
-/// Moves `slot`, holding `redis_key`, from master `from` to master `to` as a
-/// resharding does (importing, migrating, MIGRATE, then the new owner set
-/// on every node).
-fn move_slot(cluster: &RedisCluster, slot: u16, redis_key: &str, from: usize, to: usize) {
+/// Starts moving `slot`, holding `redis_key`, from master `from` to master
+/// `to` as a resharding does: importing, migrating, and the key migrated
+/// (`from` answers ASK for it from then on).
+fn migrate_slot(cluster: &RedisCluster, slot: u16, redis_key: &str, from: usize, to: usize) {
     let slot = slot.to_string();
-    let id = |index| cluster.cli(index, &["CLUSTER", "MYID"]);
-    let (from_id, to_id) = (id(from), id(to));
-    let ok = |index, args: &[&str]| assert_eq!(cluster.cli(index, args), "OK", "{args:?}");
-    ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
-    ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let (from_id, to_id) = (node_id(cluster, from), node_id(cluster, to));
+    assert_ok(
+        cluster,
+        to,
+        &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id],
+    );
+    assert_ok(
+        cluster,
+        from,
+        &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id],
+    );
     let (host, port) = cluster.nodes()[to]
         .rsplit_once(':')
         .map(|(h, p)| (h.to_string(), p.to_string()))
         .unwrap();
-    ok(
+    assert_ok(
+        cluster,
         from,
         &["MIGRATE", &host, &port, "", "0", "5000", "KEYS", redis_key],
     );
+}
+
+/// Moves `slot` as [`migrate_slot`] starts to, then [`assign_slot`]s it
+/// (`from` answers MOVED from then on).
+fn move_slot(cluster: &RedisCluster, slot: u16, redis_key: &str, from: usize, to: usize) {
+    migrate_slot(cluster, slot, redis_key, from, to);
+    assign_slot(cluster, slot, to);
+}
+
+/// Ends a migration: master `to` owns `slot`, on every node.
+fn assign_slot(cluster: &RedisCluster, slot: u16, to: usize) {
+    let (slot, to_id) = (slot.to_string(), node_id(cluster, to));
     for index in 0..cluster.nodes().len() {
-        ok(index, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        assert_ok(
+            cluster,
+            index,
+            &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id],
+        );
     }
+}
+
+fn node_id(cluster: &RedisCluster, index: usize) -> String {
+    cluster.cli(index, &["CLUSTER", "MYID"])
+}
+
+fn assert_ok(cluster: &RedisCluster, index: usize, args: &[&str]) {
+    assert_eq!(cluster.cli(index, args), "OK", "{args:?}");
 }
 
 fn reset_stats(cluster: &RedisCluster) {
@@ -223,9 +254,11 @@ fn cluster_takes_one_evalsha_per_slot_group_on_its_master() {
 /// A serving thread has a pipelined connection to each master it calls;
 /// when a slot moves, the old owner turns the next call away (MOVED), the
 /// thread's router reads the slots again and takes it to the new owner, and
-/// the calls after it go to the new owner's connection.
+/// the calls after it go to the new owner's connection; while a slot is
+/// migrating, a call the owner answers with ASK is asked at the importing
+/// master.
 #[test]
-fn cluster_lanes_pipeline_to_each_master_and_follow_a_moved_slot() {
+fn cluster_lanes_pipeline_to_each_master_and_follow_moved_and_asked_slots() {
     if !require_redis() {
         return;
     }
@@ -250,7 +283,7 @@ fn cluster_lanes_pipeline_to_each_master_and_follow_a_moved_slot() {
     let (key, redis_key) = (&keys[0], store.redis_key(&keys[0]));
     move_slot(&cluster, cluster.key_slot(&redis_key), &redis_key, from, to);
     reset_stats(&cluster);
-    let hit = |hits: u64| {
+    let hit = |key: &str, hits: u64| {
         let now = START + (10 + hits) * SECOND;
         let decision = serving
             .block_on(store.decide(&[check(key, &hourly)], now))
@@ -259,7 +292,7 @@ fn cluster_lanes_pipeline_to_each_master_and_follow_a_moved_slot() {
     };
     // Turned away by the old owner (MOVED), then decided by the new owner
     // through the router, which read the slots again.
-    hit(counted[0] + 1);
+    hit(key, counted[0] + 1);
     assert_eq!(
         (
             evalsha_stat(&cluster, from, "rejected_calls"),
@@ -271,7 +304,7 @@ fn cluster_lanes_pipeline_to_each_master_and_follow_a_moved_slot() {
     // over the thread's connection to it.
     let writes = store.stats().pipelined_writes;
     for hits in counted[0] + 2..=counted[0] + 4 {
-        hit(hits);
+        hit(key, hits);
     }
     assert_eq!(store.stats().pipelined_writes - writes, 3);
     assert_eq!(
@@ -284,6 +317,37 @@ fn cluster_lanes_pipeline_to_each_master_and_follow_a_moved_slot() {
     assert_eq!(
         cluster.cli(to, &["GET", &redis_key]),
         format!("1 {hour_start} {}", counted[0] + 4)
+    );
+
+    // A slot in the middle of a migration, its key already at the importing
+    // master: the owner answers ASK, and each call is asked once at the
+    // importing master (ASKING), over the thread's connection to it.
+    let (owner, importing) = (tags[2].1, tags[0].1);
+    let (key, redis_key) = (&keys[2], store.redis_key(&keys[2]));
+    migrate_slot(
+        &cluster,
+        cluster.key_slot(&redis_key),
+        &redis_key,
+        owner,
+        importing,
+    );
+    reset_stats(&cluster);
+    let writes = store.stats().pipelined_writes;
+    hit(key, counted[2] + 1);
+    hit(key, counted[2] + 2);
+    assert_eq!(store.stats().pipelined_writes - writes, 4);
+    assert_eq!(
+        (
+            evalsha_stat(&cluster, owner, "rejected_calls"),
+            evalsha_calls(&cluster, importing)
+        ),
+        (2, 2)
+    );
+    // Once the migration ends, the importing master owns what it counted.
+    assign_slot(&cluster, cluster.key_slot(&redis_key), importing);
+    assert_eq!(
+        cluster.cli(importing, &["GET", &redis_key]),
+        format!("1 {hour_start} {}", counted[2] + 2)
     );
 }
 

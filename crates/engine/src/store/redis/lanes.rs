@@ -23,8 +23,9 @@
 //! cluster to each master the thread has called. A cluster lane also has a
 //! fred client of its own, the router: it knows which master owns a slot,
 //! takes the calls while that master's connection opens, and takes a call
-//! the master turned away (`MOVED`, `ASK`: the slot moved or is moving),
-//! following the redirection and learning the new owner.
+//! a master turned away with `MOVED` (the slot moved) after reading the
+//! slots again; a call answered `ASK` (the slot is moving, the key has
+//! moved) is asked at the importing master over the connection there.
 
 use super::pipelined::{Endpoint, Pipelined, Timeouts};
 use super::watched::Watched;
@@ -228,16 +229,43 @@ impl Lanes {
         let master = routing
             .as_ref()
             .and_then(|(map, _)| map.get_server(ClusterRouting::hash_key(key.as_bytes())));
-        let (Some(config), Some(master)) = (self.builder.get_config(), master.cloned()) else {
+        let Some(master) = master.cloned() else {
             return via_router;
         };
+        match self.master(masters, master) {
+            Some(connection) => Some(LaneClient::Master {
+                connection,
+                router: router.clone(),
+            }),
+            None => via_router,
+        }
+    }
+
+    /// The calling thread's connection to the cluster master at `address`
+    /// (`host:port`, as an `ASK` names it), if it is ready (else it is
+    /// opened, for the calls after this one).
+    pub(super) fn master_at(&self, address: &str) -> Option<Pipelined> {
+        let master = Server::try_from(address).ok()?;
+        THREAD_LANES.with(|lanes| {
+            let mut lanes = lanes.borrow_mut();
+            match lanes.iter_mut().find(|lane| lane.store == self.store) {
+                Some(Lane {
+                    connection: Connection::Cluster { masters, .. },
+                    ..
+                }) => self.master(masters, master),
+                _ => None,
+            }
+        })
+    }
+
+    /// The connection to `master` among `masters`, if it is ready; opens it
+    /// on first use, and again a while after it ended.
+    fn master(&self, masters: &mut Vec<(Server, Opened)>, master: Server) -> Option<Pipelined> {
+        let config = self.builder.get_config()?;
         match masters.iter_mut().find(|(server, _)| *server == master) {
             Some((_, opened)) => {
                 if let Some(connection) = opened.ready() {
-                    return Some(LaneClient::Master {
-                        connection,
-                        router: router.clone(),
-                    });
+                    return Some(connection);
                 }
                 if opened.due_again() {
                     *opened = self.open_pipelined(Endpoint::node(config, master));
@@ -251,7 +279,7 @@ impl Lanes {
                 masters.push((master, opened));
             }
         }
-        via_router
+        None
     }
 
     /// A new connection, connecting in the background.

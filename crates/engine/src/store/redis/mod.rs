@@ -49,7 +49,7 @@ mod watched;
 use lanes::{LaneClient, Lanes};
 use options::{describe, fred_config};
 pub use options::{RedisOptions, RedisTopology, TimeSource};
-use pipelined::Timeouts;
+use pipelined::{Pipelined, Timeouts};
 pub use tls::RedisTls;
 use watched::Watched;
 
@@ -285,24 +285,50 @@ impl RedisStore {
             LaneClient::Pipelined(connection) => connection
                 .evalsha(&self.script_sha, keys, args)
                 .await
-                .map_err(|error| FredError::new(FredErrorKind::IO, error)),
+                .map_err(io_error),
             LaneClient::Master { connection, router } => {
-                match connection.evalsha(&self.script_sha, keys, args).await {
-                    // Not run: the slot has moved to another master. The
-                    // router reads the slots again and takes the call to
-                    // the new owner (fred cannot follow the redirection
-                    // itself with one write attempt per call), and the
-                    // thread's calls after this one go there.
-                    Err(error) if error.starts_with("MOVED ") => {
-                        router.sync_cluster().await?;
-                        self.lanes.slots_moved();
-                        router
-                            .evalsha(self.script_sha.clone(), keys.to_vec(), args.to_vec())
-                            .await
-                    }
-                    reply => reply.map_err(|error| FredError::new(FredErrorKind::IO, error)),
-                }
+                self.evalsha_on_master(connection, router, keys, args).await
             }
+        }
+    }
+
+    /// One EVALSHA through a cluster master's pipelined connection; when the
+    /// master turns it away (nothing ran), where it says the key is.
+    async fn evalsha_on_master(
+        &self,
+        connection: &Pipelined,
+        router: &Client,
+        keys: &[String],
+        args: &[Value],
+    ) -> Result<Vec<i64>, FredError> {
+        let error = match connection.evalsha(&self.script_sha, keys, args).await {
+            Ok(reply) => return Ok(reply),
+            Err(error) => error,
+        };
+        // The slot has moved to another master. The router reads the slots
+        // again and takes the call to the new owner (fred cannot follow a
+        // redirection itself with one write attempt per call), and the
+        // thread's calls after this one go there.
+        if error.starts_with("MOVED ") {
+            router.sync_cluster().await?;
+            self.lanes.slots_moved();
+            return router
+                .evalsha(self.script_sha.clone(), keys.to_vec(), args.to_vec())
+                .await;
+        }
+        // The slot is moving and the key has moved already: asked once at
+        // the importing master (ASKING), over the thread's connection to it
+        // when that is up; else the call fails, as it does through fred.
+        let importing = error
+            .strip_prefix("ASK ")
+            .and_then(|target| target.split_whitespace().nth(1))
+            .and_then(|address| self.lanes.master_at(address));
+        match importing {
+            Some(master) => master
+                .evalsha_asking(&self.script_sha, keys, args)
+                .await
+                .map_err(io_error),
+            None => Err(io_error(error)),
         }
     }
 
@@ -348,6 +374,12 @@ impl RedisStore {
             message: format!("unexpected script reply {reply:?}"),
         })
     }
+}
+
+/// A pipelined connection's failure (Redis's error text, or the
+/// connection's) as the error fred would give.
+fn io_error(message: String) -> FredError {
+    FredError::new(FredErrorKind::IO, message)
 }
 
 /// What `prelude.lua` reads of every check, in order: the limit's algorithm,

@@ -129,7 +129,8 @@ struct Queue {
 /// A call waiting for its reply.
 struct Waiting {
     queued_at: Instant,
-    caller: oneshot::Sender<Reply>,
+    /// None for a reply nobody waits for (the `ASKING` before a call).
+    caller: Option<oneshot::Sender<Reply>>,
 }
 
 impl Pipelined {
@@ -158,16 +159,42 @@ impl Pipelined {
     /// `EVALSHA sha keys args`, written with the other calls queued before
     /// the writer runs; `Err` at once when the connection is not up.
     pub(super) async fn evalsha(&self, sha: &str, keys: &[String], args: &[Value]) -> Reply {
+        self.send(sha, keys, args, false).await
+    }
+
+    /// The same after `ASKING`: a cluster master importing a slot runs it
+    /// for a key that has moved already (its owner answered `ASK`).
+    pub(super) async fn evalsha_asking(&self, sha: &str, keys: &[String], args: &[Value]) -> Reply {
+        self.send(sha, keys, args, true).await
+    }
+
+    async fn send(&self, sha: &str, keys: &[String], args: &[Value], asking: bool) -> Reply {
         let receiver = {
             let mut queue = lock(&self.shared.queue);
             if !queue.up {
                 return Err("not connected".into());
             }
-            encode(&mut queue.pending, sha, keys, args)?;
+            let queued_at = Instant::now();
+            let (written, waiting) = (queue.pending.len(), queue.waiting.len());
+            let encoded = if asking {
+                queue.waiting.push_back(Waiting {
+                    queued_at,
+                    caller: None,
+                });
+                resp::encode_array(&mut queue.pending, &[BorrowedFrame::BulkString(b"ASKING")])
+            } else {
+                Ok(())
+            };
+            if let Err(error) = encoded.and_then(|()| encode(&mut queue.pending, sha, keys, args)) {
+                // Nothing of the call is left to be written.
+                queue.pending.truncate(written);
+                queue.waiting.truncate(waiting);
+                return Err(error);
+            }
             let (caller, receiver) = oneshot::channel();
             queue.waiting.push_back(Waiting {
-                queued_at: Instant::now(),
-                caller,
+                queued_at,
+                caller: Some(caller),
             });
             receiver
         };
@@ -234,7 +261,9 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, timeouts: Timeouts) {
     queue.up = false;
     queue.pending.clear();
     for waiting in queue.waiting.drain(..) {
-        let _ = waiting.caller.send(Err(format!("connection lost: {lost}")));
+        if let Some(caller) = waiting.caller {
+            let _ = caller.send(Err(format!("connection lost: {lost}")));
+        }
     }
 }
 
@@ -303,7 +332,9 @@ async fn read_replies(mut reader: impl AsyncRead + Unpin, shared: &Shared) -> St
             };
             let demoted =
                 matches!(&frame, OwnedFrame::Error(error) if error.starts_with("READONLY"));
-            let _ = waiting.caller.send(reply(frame));
+            if let Some(caller) = waiting.caller {
+                let _ = caller.send(reply(frame));
+            }
             if demoted {
                 return "the server is a replica now".into();
             }
