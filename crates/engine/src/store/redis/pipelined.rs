@@ -10,8 +10,8 @@
 //! call only encodes itself into the connection's pending buffer and wakes
 //! the writer task, which runs after the serving thread's other ready tasks
 //! and writes everything they queued meanwhile at once; a reader task hands
-//! each reply to its caller in order. RESP is `redis_protocol`'s, the crate
-//! fred itself speaks with.
+//! each reply to its caller in order. Commands are written by `resp.rs`,
+//! replies read by `redis_protocol` (the crate fred itself speaks with).
 //!
 //! A master demoted by a failover is left at once: the sentinels disconnect
 //! its clients, and a `READONLY` reply ends the connection too.
@@ -28,13 +28,13 @@
 //! timeout, so a call fails within 1–1.5 timeouts. (A timer per call cost a
 //! wake-up of the runtime's driver, an `eventfd` write, per call.)
 
-use super::resp::{self, Stream};
+use super::resp::{self, Arg, Stream};
 use super::sentinel::{self, Sentinels};
 use bytes::{Buf, BytesMut};
 use fred::prelude::{Config, Server, ServerConfig, TlsConnector};
 use fred::types::Value;
 use redis_protocol::resp2::decode::decode;
-use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
+use redis_protocol::resp2::types::OwnedFrame;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -181,7 +181,8 @@ impl Pipelined {
                     queued_at,
                     caller: None,
                 });
-                resp::encode_array(&mut queue.pending, &[BorrowedFrame::BulkString(b"ASKING")])
+                resp::encode_command(&mut queue.pending, &[Arg::Bytes(b"ASKING")]);
+                Ok(())
             } else {
                 Ok(())
             };
@@ -212,24 +213,22 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 /// `*n $7 EVALSHA $40 sha numkeys keys… args…` at the end of `buffer`.
 fn encode(buffer: &mut BytesMut, sha: &str, keys: &[String], args: &[Value]) -> Result<(), String> {
     let numkeys = i64::try_from(keys.len()).map_err(|e| e.to_string())?;
-    let mut frames = Vec::with_capacity(3 + keys.len() + args.len());
-    frames.extend([
-        BorrowedFrame::BulkString(b"EVALSHA"),
-        BorrowedFrame::BulkString(sha.as_bytes()),
-        BorrowedFrame::Integer(numkeys),
+    let mut command = Vec::with_capacity(3 + keys.len() + args.len());
+    command.extend([
+        Arg::Bytes(b"EVALSHA"),
+        Arg::Bytes(sha.as_bytes()),
+        Arg::Integer(numkeys),
     ]);
-    frames.extend(
-        keys.iter()
-            .map(|key| BorrowedFrame::BulkString(key.as_bytes())),
-    );
+    command.extend(keys.iter().map(|key| Arg::Bytes(key.as_bytes())));
     for arg in args {
-        frames.push(match arg {
-            Value::Integer(number) => BorrowedFrame::Integer(*number),
-            Value::String(text) => BorrowedFrame::BulkString(text.as_bytes()),
+        command.push(match arg {
+            Value::Integer(number) => Arg::Integer(*number),
+            Value::String(text) => Arg::Bytes(text.as_bytes()),
             other => return Err(format!("unsupported script argument {other:?}")),
         });
     }
-    resp::encode_array(buffer, &frames)
+    resp::encode_command(buffer, &command);
+    Ok(())
 }
 
 /// How long a connection may take to open, and a call to be answered.
