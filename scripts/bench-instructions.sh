@@ -11,21 +11,24 @@
 # DURATION_S and divides by the requests answered in it. Unlike CPU time,
 # the count does not depend on what else the machine is doing, so two
 # builds can be compared on a busy shared VM. Servers: nullrls (a
-# do-nothing tonic RLS server, current-thread runtime) and ratelimitd on
-# one serving thread with the in-process store; 1 and 100,000 keys.
+# do-nothing tonic RLS server, current-thread runtime), ratelimitd on one
+# serving thread with the in-process store, and ratelimitd-redis, the same
+# on a Redis of its own (its pipelined lane; Redis's instructions are not
+# counted); 1 and 100,000 keys.
 #
 # Environment: TOOLS (default ../shared/tools), RLSLOAD and NULLRLS (built
 # from TOOLS/rlsload into /tmp/rlsload-target when unset), RATELIMITD (a
 # ratelimitd binary to measure instead of building this tree's), SYSTEMS
-# (default "nullrls ratelimitd"), KEYS (default "1 100000").
+# (default "nullrls ratelimitd ratelimitd-redis"), KEYS (default "1 100000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20}
 tools=${TOOLS:-../shared/tools}
 grpc_port=18581
 http_port=18591
+redis_port=16581
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 command -v callgrind_control >/dev/null || { echo "needs valgrind (callgrind)" >&2; exit 2; }
 source scripts/rls-bench-setup.sh
@@ -35,13 +38,26 @@ load() { # keys: one run of the load, its JSON line
     --connections 2 --threads 1 --domain bench --entries user=u --keys "$1"
 }
 
+cat >"$work/redis.yaml" <<YAML
+backends:
+  - {name: redis, type: redis, url: "redis://127.0.0.1:$redis_port", pool_size: 4, command_timeout: 1s}
+rules: []
+YAML
+redis-server --port $redis_port --bind 127.0.0.1 --save "" --appendonly no \
+  --daemonize yes --dir "$work" --logfile "$work/redis.log"
+until redis-cli -p $redis_port ping >/dev/null 2>&1; do sleep 0.1; done
+
 echo "system keys requests instructions per_request"
 for keys in ${KEYS:-1 100000}; do
-  for system in ${SYSTEMS:-nullrls ratelimitd}; do
+  for system in ${SYSTEMS:-nullrls ratelimitd ratelimitd-redis}; do
     case $system in
       nullrls) server=("$NULLRLS" 127.0.0.1:$grpc_port --current-thread) ;;
-      ratelimitd) server=("$bin" serve --config "$work/memory.yaml" --envoy-config-dir "$work/envoy"
-        --no-watch --threads 1 --grpc-addr 127.0.0.1:$grpc_port --http-addr 127.0.0.1:$http_port --log warn) ;;
+      ratelimitd | ratelimitd-redis)
+        config=$work/memory.yaml
+        [ "$system" = ratelimitd-redis ] && config=$work/redis.yaml
+        redis-cli -p $redis_port flushall >/dev/null
+        server=("$bin" serve --config "$config" --envoy-config-dir "$work/envoy"
+          --no-watch --threads 1 --grpc-addr 127.0.0.1:$grpc_port --http-addr 127.0.0.1:$http_port --log warn) ;;
       *) echo "unknown system $system" >&2 && exit 2 ;;
     esac
     out=$work/$system-$keys.callgrind
