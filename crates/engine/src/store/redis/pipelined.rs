@@ -244,7 +244,8 @@ pub(super) struct Timeouts {
 /// either fails or a call waits past the command timeout; then every call
 /// not answered fails.
 async fn serve(shared: Arc<Shared>, endpoint: Endpoint, timeouts: Timeouts) {
-    let connected = tokio::time::timeout(timeouts.connect, connect(&endpoint)).await;
+    let connected =
+        tokio::time::timeout(timeouts.connect, connect(&endpoint, timeouts.connect)).await;
     let Ok(Ok(stream)) = connected else {
         return;
     };
@@ -267,8 +268,8 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, timeouts: Timeouts) {
 }
 
 /// A logged-in connection to `endpoint` (to a master still, behind
-/// sentinels).
-async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Stream>, String> {
+/// sentinels: they share half of `timeout`, the master has the rest).
+async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Box<dyn Stream>, String> {
     let tls = endpoint.tls.as_ref();
     let mut stream = match &endpoint.place {
         Place::Server(server) => {
@@ -276,7 +277,7 @@ async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Stream>, String> {
             resp::open(&server.host, server.port, tls.map(|tls| (tls, name))).await?
         }
         Place::Sentinels(sentinels) => {
-            let (host, port) = sentinels.master(tls).await?;
+            let (host, port) = sentinels.master(tls, timeout / 2).await?;
             resp::open(&host, port, tls.map(|tls| (tls, None))).await?
         }
     };

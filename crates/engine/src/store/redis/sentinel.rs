@@ -12,6 +12,7 @@ use super::resp::{self, Stream};
 use fred::prelude::TlsConnector;
 use fred::types::config::Server;
 use redis_protocol::resp2::types::OwnedFrame;
+use std::time::Duration;
 
 /// The sentinels of one service, and how to reach and log in to them.
 #[derive(Clone)]
@@ -24,16 +25,23 @@ pub(super) struct Sentinels {
 
 impl Sentinels {
     /// The master's `host` and `port` as the first sentinel that answers
-    /// reports it; the error names every sentinel's failure.
-    pub(super) async fn master(&self, tls: Option<&TlsConnector>) -> Result<(String, u16), String> {
+    /// reports it, each given an equal share of `timeout` (so one that does
+    /// not answer at all leaves time for the others); the error names every
+    /// sentinel's failure.
+    pub(super) async fn master(
+        &self,
+        tls: Option<&TlsConnector>,
+        timeout: Duration,
+    ) -> Result<(String, u16), String> {
+        let share = timeout / u32::try_from(self.hosts.len().max(1)).unwrap_or(u32::MAX);
         let mut failures = Vec::new();
         for sentinel in &self.hosts {
-            match self.ask(sentinel, tls).await {
-                Ok(master) => return Ok(master),
-                Err(error) => {
-                    failures.push(format!("{}:{}: {error}", sentinel.host, sentinel.port))
-                }
-            }
+            let error = match tokio::time::timeout(share, self.ask(sentinel, tls)).await {
+                Ok(Ok(master)) => return Ok(master),
+                Ok(Err(error)) => error,
+                Err(_) => format!("no answer within {share:?}"),
+            };
+            failures.push(format!("{}:{}: {error}", sentinel.host, sentinel.port));
         }
         Err(format!(
             "no sentinel named the master of `{}` ({})",
@@ -96,7 +104,9 @@ pub(super) async fn check_master(stream: &mut Box<dyn Stream>) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ratelimitd_testkit::{free_port, require_redis, RedisOptions, RedisServer};
+    use ratelimitd_testkit::{
+        free_port, require_redis, RedisOptions, RedisSentinelSet, RedisServer,
+    };
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -127,6 +137,40 @@ mod tests {
         });
     }
 
+    /// A sentinel that takes the connection but never answers has its share
+    /// of the time; the next one names the master.
+    #[test]
+    fn a_silent_sentinel_leaves_time_for_the_next() {
+        if !require_redis() {
+            return;
+        }
+        let set = RedisSentinelSet::start();
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let (host, port) = set.sentinel_addrs()[0]
+            .rsplit_once(':')
+            .map(|(host, port)| (host.to_string(), port.parse().unwrap()))
+            .unwrap();
+        let sentinels = Sentinels {
+            hosts: vec![
+                Server::new("127.0.0.1", silent_port),
+                Server::new(host, port),
+            ],
+            service: set.service_name().to_string(),
+            username: None,
+            password: None,
+        };
+        let asked = runtime().block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(3),
+                sentinels.master(None, Duration::from_secs(2)),
+            )
+            .await
+        });
+        let (host, port) = asked.expect("an answer within the 2 s given").unwrap();
+        assert_eq!(format!("{host}:{port}"), set.master_addr());
+    }
+
     #[test]
     fn no_answer_names_every_sentinel() {
         let ports = [free_port(), free_port()];
@@ -139,7 +183,9 @@ mod tests {
             username: None,
             password: None,
         };
-        let error = runtime().block_on(sentinels.master(None)).unwrap_err();
+        let error = runtime()
+            .block_on(sentinels.master(None, Duration::from_secs(2)))
+            .unwrap_err();
         let [first, second] = ports;
         assert!(
             error.starts_with(&format!(
