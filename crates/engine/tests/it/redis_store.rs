@@ -3,7 +3,7 @@
 //! every key a TTL, takes one EVALSHA per request, never runs a call made
 //! during an outage later, and fails clearly.
 
-use crate::support::{self, decide, RUNTIME, SECOND};
+use crate::support::{self, current_thread, decide, RUNTIME, SECOND};
 use proptest::prelude::*;
 use ratelimitd_engine::{
     Check, Limit, MemoryStore, MemoryStoreOptions, Probe, RedisOptions, RedisStore, RedisTopology,
@@ -341,14 +341,6 @@ fn a_call_during_an_outage_is_never_counted_through_a_lane() {
         return;
     }
     outage_is_never_counted(&current_thread(), true);
-}
-
-/// A runtime like a serving thread's.
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// The addresses of the connections Redis has open, but the one asking.

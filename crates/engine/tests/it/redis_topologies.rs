@@ -4,7 +4,7 @@
 //! has a TTL; behind sentinels the store (its pool and a serving thread's
 //! pipelined lane) follows a failover to the new master.
 
-use crate::support::{check, connect, decide, options, RUNTIME, SECOND};
+use crate::support::{check, connect, current_thread, decide, options, RUNTIME, SECOND};
 use ratelimitd_engine::{
     Check, Decision, Limit, Probe, RedisOptions, RedisStore, RedisTopology, Store,
 };
@@ -349,13 +349,6 @@ fn cluster_lanes_pipeline_to_each_master_and_follow_moved_and_asked_slots() {
         cluster.cli(importing, &["GET", &redis_key]),
         format!("1 {hour_start} {}", counted[2] + 2)
     );
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -11,6 +11,15 @@ use std::time::Duration;
 /// Engine time is in microseconds.
 pub const SECOND: u64 = 1_000_000;
 
+/// A runtime like a serving thread's (one of its own per thread: the
+/// store's lanes are for these).
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

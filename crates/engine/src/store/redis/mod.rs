@@ -24,8 +24,9 @@
 //!
 //! Calls from a serving thread (a current-thread runtime) go through that
 //! thread's own pipelined connection when it is up (`lanes.rs`; in a
-//! cluster, one per master), others through the pool. What the store is told, and how that becomes fred's configuration,
-//! is `options.rs`; TLS files are `tls.rs`.
+//! cluster, one per master), others through the pool. What the store is
+//! told, and how that becomes fred's configuration, is `options.rs`; TLS
+//! files are `tls.rs`.
 
 use super::{Store, StoreError};
 use crate::decision::{Check, Decision, Distinct, Outcome};
@@ -234,10 +235,10 @@ impl RedisStore {
     /// Redis stalls with its connections open, fred writes every call at
     /// once, and all of them run when it resumes.
     ///
-    /// The arguments are numbers (`Value::Integer`), which fred writes as
-    /// their digits straight into its buffer: no string per argument, and
-    /// the copy kept for a NOSCRIPT retry costs no allocation either.
-    async fn call(&self, keys: Vec<String>, args: Vec<Value>) -> Result<Vec<i64>, FredError> {
+    /// The arguments are numbers (`Value::Integer`), written as their
+    /// digits straight into the connection's buffer: no string per
+    /// argument, and fred's copy of them costs no allocation either.
+    async fn call(&self, keys: &[String], args: &[Value]) -> Result<Vec<i64>, FredError> {
         let via = match self.lanes.current(&keys[0]) {
             Some(lane) => lane,
             None => LaneClient::Fred(
@@ -252,7 +253,7 @@ impl RedisStore {
             ),
         };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        match self.evalsha(&via, &keys, &args).await {
+        match self.evalsha(&via, keys, args).await {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
                 self.noscript_reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(backend = %self.options.name, "script missing in Redis (NOSCRIPT): loading it again");
@@ -262,7 +263,7 @@ impl RedisStore {
                 };
                 self.load_script(loader).await?;
                 self.script_calls.fetch_add(1, Ordering::Relaxed);
-                self.evalsha(&via, &keys, &args).await
+                self.evalsha(&via, keys, args).await
             }
             result => result,
         }
@@ -363,11 +364,14 @@ impl RedisStore {
         for check in &group_checks {
             args.extend(check_args(check));
         }
-        let group_keys = members.iter().map(|&m| keys[m].clone()).collect();
-        let reply = self.call(group_keys, args).await.map_err(|e| StoreError {
-            backend: self.options.name.clone(),
-            message: e.to_string(),
-        })?;
+        let group_keys: Vec<String> = members.iter().map(|&m| keys[m].clone()).collect();
+        let reply = self
+            .call(&group_keys, &args)
+            .await
+            .map_err(|e| StoreError {
+                backend: self.options.name.clone(),
+                message: e.to_string(),
+            })?;
         let limits = group_checks.iter().map(|check| check.limit.capacity());
         parse_reply(&reply, limits).ok_or_else(|| StoreError {
             backend: self.options.name.clone(),

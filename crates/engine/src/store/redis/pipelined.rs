@@ -176,17 +176,14 @@ impl Pipelined {
             }
             let queued_at = Instant::now();
             let (written, waiting) = (queue.pending.len(), queue.waiting.len());
-            let encoded = if asking {
+            if asking {
                 queue.waiting.push_back(Waiting {
                     queued_at,
                     caller: None,
                 });
                 resp::encode_command(&mut queue.pending, &[Arg::Bytes(b"ASKING")]);
-                Ok(())
-            } else {
-                Ok(())
-            };
-            if let Err(error) = encoded.and_then(|()| encode(&mut queue.pending, sha, keys, args)) {
+            }
+            if let Err(error) = encode(&mut queue.pending, sha, keys, args) {
                 // Nothing of the call is left to be written.
                 queue.pending.truncate(written);
                 queue.waiting.truncate(waiting);
@@ -210,24 +207,31 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `*n $7 EVALSHA $40 sha numkeys keys… args…` at the end of `buffer`.
+/// `*n $7 EVALSHA $40 sha numkeys keys… args…` at the end of `buffer`
+/// (written straight into it; on an error, partly: the caller cuts it off).
 fn encode(buffer: &mut BytesMut, sha: &str, keys: &[String], args: &[Value]) -> Result<(), String> {
     let numkeys = i64::try_from(keys.len()).map_err(|e| e.to_string())?;
-    let mut command = Vec::with_capacity(3 + keys.len() + args.len());
-    command.extend([
+    resp::start_command(buffer, 3 + keys.len() + args.len());
+    for arg in [
         Arg::Bytes(b"EVALSHA"),
         Arg::Bytes(sha.as_bytes()),
         Arg::Integer(numkeys),
-    ]);
-    command.extend(keys.iter().map(|key| Arg::Bytes(key.as_bytes())));
-    for arg in args {
-        command.push(match arg {
-            Value::Integer(number) => Arg::Integer(*number),
-            Value::String(text) => Arg::Bytes(text.as_bytes()),
-            other => return Err(format!("unsupported script argument {other:?}")),
-        });
+    ] {
+        resp::put_arg(buffer, arg);
     }
-    resp::encode_command(buffer, &command);
+    for key in keys {
+        resp::put_arg(buffer, Arg::Bytes(key.as_bytes()));
+    }
+    for arg in args {
+        resp::put_arg(
+            buffer,
+            match arg {
+                Value::Integer(number) => Arg::Integer(*number),
+                Value::String(text) => Arg::Bytes(text.as_bytes()),
+                other => return Err(format!("unsupported script argument {other:?}")),
+            },
+        );
+    }
     Ok(())
 }
 

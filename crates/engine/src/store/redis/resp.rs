@@ -102,28 +102,41 @@ pub(super) enum Arg<'a> {
 /// `f64::log10`, and took about 7,900 instructions per script call, a
 /// tenth of a whole RLS request on Redis (callgrind, docs/benchmarks.md).
 pub(super) fn encode_command(buffer: &mut BytesMut, args: &[Arg<'_>]) {
-    let (mut length, mut number) = (itoa::Buffer::new(), itoa::Buffer::new());
-    buffer.put_u8(b'*');
-    buffer.put_slice(length.format(args.len()).as_bytes());
-    buffer.put_slice(b"\r\n");
+    start_command(buffer, args.len());
     for arg in args {
-        let bytes = match arg {
-            Arg::Bytes(bytes) => bytes,
-            Arg::Integer(integer) => number.format(*integer).as_bytes(),
-        };
-        buffer.put_u8(b'$');
-        buffer.put_slice(length.format(bytes.len()).as_bytes());
-        buffer.put_slice(b"\r\n");
-        buffer.put_slice(bytes);
-        buffer.put_slice(b"\r\n");
+        put_arg(buffer, *arg);
     }
+}
+
+/// The head of a command of `args` arguments, each then written by
+/// [`put_arg`] (what [`encode_command`] does, for a caller that has its
+/// arguments in no slice).
+pub(super) fn start_command(buffer: &mut BytesMut, args: usize) {
+    buffer.put_u8(b'*');
+    buffer.put_slice(itoa::Buffer::new().format(args).as_bytes());
+    buffer.put_slice(b"\r\n");
+}
+
+/// One argument of a command begun by [`start_command`].
+pub(super) fn put_arg(buffer: &mut BytesMut, arg: Arg<'_>) {
+    let mut number = itoa::Buffer::new();
+    let bytes = match arg {
+        Arg::Bytes(bytes) => bytes,
+        Arg::Integer(integer) => number.format(integer).as_bytes(),
+    };
+    buffer.put_u8(b'$');
+    buffer.put_slice(itoa::Buffer::new().format(bytes.len()).as_bytes());
+    buffer.put_slice(b"\r\n");
+    buffer.put_slice(bytes);
+    buffer.put_slice(b"\r\n");
 }
 
 /// A bulk string's text, if `frame` is one.
 pub(super) fn text(frame: &OwnedFrame) -> Option<&str> {
     match frame {
-        OwnedFrame::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-        OwnedFrame::SimpleString(bytes) => std::str::from_utf8(bytes).ok(),
+        OwnedFrame::BulkString(bytes) | OwnedFrame::SimpleString(bytes) => {
+            std::str::from_utf8(bytes).ok()
+        }
         _ => None,
     }
 }

@@ -87,17 +87,16 @@ impl Sentinels {
 
 /// Refuses a server that is no longer a master.
 pub(super) async fn check_master(stream: &mut Box<dyn Stream>) -> Result<(), String> {
-    let role = resp::command(stream, &["ROLE"]).await?;
-    match &role {
-        OwnedFrame::Array(items) if items.first().and_then(resp::text) == Some("master") => Ok(()),
-        OwnedFrame::Array(items) => Err(format!(
+    let reply = resp::command(stream, &["ROLE"]).await?;
+    let OwnedFrame::Array(items) = &reply else {
+        return Err(format!("ROLE: unexpected reply {reply:?}"));
+    };
+    match items.first().and_then(resp::text) {
+        Some("master") => Ok(()),
+        role => Err(format!(
             "the sentinels' master is a {} now",
-            items
-                .first()
-                .and_then(resp::text)
-                .unwrap_or("server of unknown role")
+            role.unwrap_or("server of unknown role")
         )),
-        other => Err(format!("ROLE: unexpected reply {other:?}")),
     }
 }
 
